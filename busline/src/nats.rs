@@ -1,1 +1,387 @@
+//! [`NatsBus`]: the transport over NATS core (no JetStream: nothing is persisted).
+//!
+//! **Subjects.** A [`Topic`] is used as the subject as is; patterns keep their NATS meaning.
+//!
+//! **Queues.** async-nats hands each subscriber's messages over through its own bounded
+//! channel (`subscription_capacity`, per client). When that channel is full, the client drops
+//! the message and only reports [`async_nats::Event::SlowConsumer`] through its event callback.
+//! `NatsBus` keeps that channel nearly empty: each subscription has a small task that moves
+//! messages at once from the client's channel to the subscription's own queue of
+//! [`SubscribeOptions::capacity`] events, never waiting. A full subscription queue loses the
+//! new event, counted in `dropped` with a warning, exactly as on the in-memory bus. The
+//! client's channel ([`NatsBusOptions::client_subscription_capacity`], default 262,144) only
+//! fills when that task is starved of CPU; those losses arrive as slow-consumer events and are
+//! counted in `slow_consumer` and `dropped`. async-nats reports them through a channel of 128
+//! events that it does not wait on, so under a long flood some of them may go uncounted.
+//!
+//! **Events from a client you built.** [`NatsBus::connect`] and [`NatsBus::connect_with`]
+//! install their own event callback (replacing any in the given options). A bus made with
+//! [`NatsBus::from_client`] cannot: forward the client's events to [`NatsBus::record_event`]
+//! to have slow consumers counted.
+//!
+//! **Reconnection.** async-nats reconnects by itself and re-sends every live subscription
+//! before anything published after the reconnection, so subscriptions survive a server
+//! restart. `reconnects` counts the connections after the first.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::envelope::{DEFAULT_MAX_ENVELOPE_SIZE, Event, check_max_envelope_size};
+use crate::error::Error;
+use crate::receive::{Counter, CounterSnapshot, Counters, decode_delivery};
+use crate::topic::{Pattern, Topic};
+use crate::transport::{Bus, ConnectionState, Delivery, SubscribeOptions, Subscription, Transport};
+
+/// Default for [`NatsBusOptions::client_subscription_capacity`].
+pub const DEFAULT_CLIENT_SUBSCRIPTION_CAPACITY: usize = 256 * 1024;
+
+/// How long `close` waits for what was published to leave the client.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of a [`NatsBus`]; also the builder that connects one.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), busline::Error> {
+/// use busline::nats::NatsBusOptions;
+/// let bus = NatsBusOptions::new().max_envelope_size(512 * 1024).connect("nats://127.0.0.1:4222").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct NatsBusOptions {
+    max_envelope_size: usize,
+    client_subscription_capacity: usize,
+}
+
+impl Default for NatsBusOptions {
+    fn default() -> Self {
+        NatsBusOptions {
+            max_envelope_size: DEFAULT_MAX_ENVELOPE_SIZE,
+            client_subscription_capacity: DEFAULT_CLIENT_SUBSCRIPTION_CAPACITY,
+        }
+    }
+}
+
+impl NatsBusOptions {
+    /// The defaults: 1 MiB envelopes, 262,144 messages of client-side buffering per subscriber.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `max_envelope_size` (64 KiB - 64 MiB, checked when connecting); the server's
+    /// `max_payload` must be at least this.
+    pub fn max_envelope_size(mut self, size: usize) -> Self {
+        self.max_envelope_size = size;
+        self
+    }
+
+    /// Sets async-nats' `subscription_capacity`: messages the client buffers per subscriber
+    /// before the subscription's own queue (at least 1). Ignored by
+    /// [`from_client`](Self::from_client), whose client is already built.
+    pub fn client_subscription_capacity(mut self, capacity: usize) -> Self {
+        self.client_subscription_capacity = capacity.max(1);
+        self
+    }
+
+    /// Connects to `url` (for example `nats://127.0.0.1:4222`) with default client options.
+    pub async fn connect(self, url: &str) -> Result<NatsBus, Error> {
+        self.connect_with(url, async_nats::ConnectOptions::new()).await
+    }
+
+    /// Connects to `url` with the caller's client options (credentials, TLS, name...).
+    ///
+    /// The bus sets `subscription_capacity` and installs its own `event_callback`, replacing
+    /// any set in `options`; to keep yours, build the client yourself and use
+    /// [`from_client`](Self::from_client).
+    pub async fn connect_with(self, url: &str, options: async_nats::ConnectOptions) -> Result<NatsBus, Error> {
+        let max = check_max_envelope_size(self.max_envelope_size)?;
+        let counters = Arc::new(Counters::default());
+        let events = counters.clone();
+        let options = options.subscription_capacity(self.client_subscription_capacity).event_callback(move |event| {
+            let counters = events.clone();
+            async move { count_event(&counters, &event) }
+        });
+        let client =
+            options.connect(url).await.map_err(|e| Error::Connect { url: url.to_owned(), source: Box::new(e) })?;
+        NatsBus::start(client, counters, max, true).await
+    }
+
+    /// Uses a client the caller connected; see the module documentation about its events.
+    ///
+    /// Waits until the client has talked to a server, to check the server's `max_payload`.
+    /// `close` then leaves the client's connection open (the caller may share the client).
+    pub async fn from_client(self, client: async_nats::Client) -> Result<NatsBus, Error> {
+        let max = check_max_envelope_size(self.max_envelope_size)?;
+        NatsBus::start(client, Arc::new(Counters::default()), max, false).await
+    }
+}
+
+fn count_event(counters: &Counters, event: &async_nats::Event) {
+    if let async_nats::Event::SlowConsumer(sid) = event {
+        counters.incr(Counter::slow_consumer);
+        counters.drop_event(Counter::dropped, &format_args!("the NATS client dropped a message for subscriber {sid}"));
+    }
+}
+
+/// The NATS transport. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct NatsBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    counters: Arc<Counters>,
+    max_envelope_size: usize,
+    owns_client: bool,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    /// The forwarding task of each live subscription, by subscription id. Held under the same
+    /// lock as the closed flag so no subscription can start after `close` ended the others.
+    forwarders: Mutex<Forwarders>,
+}
+
+#[derive(Default)]
+struct Forwarders {
+    closed: bool,
+    tasks: HashMap<u64, AbortHandle>,
+}
+
+impl fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("server", &self.inner.client.server_info().server_name)
+            .field("max_envelope_size", &self.inner.max_envelope_size)
+            .field("subscriptions", &self.subscription_count())
+            .field("closed", &self.inner.closed.load(Relaxed))
+            .finish()
+    }
+}
+
+impl From<NatsBus> for Bus {
+    fn from(bus: NatsBus) -> Bus {
+        Bus::new(bus)
+    }
+}
+
+impl NatsBus {
+    /// Connects to `url` (for example `nats://127.0.0.1:4222`) with default settings.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        NatsBusOptions::new().connect(url).await
+    }
+
+    /// Connects to `url` with the caller's client options; see [`NatsBusOptions::connect_with`].
+    pub async fn connect_with(url: &str, options: async_nats::ConnectOptions) -> Result<Self, Error> {
+        NatsBusOptions::new().connect_with(url, options).await
+    }
+
+    /// Uses a client the caller connected; see [`NatsBusOptions::from_client`].
+    pub async fn from_client(client: async_nats::Client) -> Result<Self, Error> {
+        NatsBusOptions::new().from_client(client).await
+    }
+
+    /// Settings for a bus other than the defaults.
+    pub fn options() -> NatsBusOptions {
+        NatsBusOptions::new()
+    }
+
+    async fn start(
+        client: async_nats::Client,
+        counters: Arc<Counters>,
+        max_envelope_size: usize,
+        owns_client: bool,
+    ) -> Result<Self, Error> {
+        if client.try_server_info().is_none() {
+            // A client built with `retry_on_initial_connect` may not have met a server yet; a
+            // flush completes once it has.
+            client.flush().await.map_err(Error::transport)?;
+        }
+        let server = client.server_info().max_payload;
+        if server < max_envelope_size {
+            return Err(Error::ServerPayloadLimit { server, configured: max_envelope_size });
+        }
+        Ok(NatsBus {
+            inner: Arc::new(Inner {
+                client,
+                counters,
+                max_envelope_size,
+                owns_client,
+                closed: AtomicBool::new(false),
+                next_id: AtomicU64::new(1),
+                forwarders: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The underlying client, for what the bus does not offer (requests, JetStream...).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// Counts a client event the bus could not observe itself (a bus made with
+    /// [`from_client`](Self::from_client)): call it from the client's `event_callback`.
+    /// Only [`async_nats::Event::SlowConsumer`] changes a counter.
+    pub fn record_event(&self, event: &async_nats::Event) {
+        count_event(&self.inner.counters, event);
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.inner.closed.load(Relaxed) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn forwarders(&self) -> std::sync::MutexGuard<'_, Forwarders> {
+        self.inner.forwarders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Transport for NatsBus {
+    async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
+        self.check_open()?;
+        event.check_size(self.inner.max_envelope_size)?;
+        self.inner.client.publish(topic.as_str().to_owned(), event.encode()).await.map_err(Error::transport)?;
+        self.inner.counters.incr(Counter::published);
+        Ok(())
+    }
+
+    async fn subscribe_with(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription, Error> {
+        self.check_open()?;
+        let mut subscriber =
+            self.inner.client.subscribe(pattern.as_str().to_owned()).await.map_err(Error::transport)?;
+        // §2.5: the subscription is effective once the server has read the SUB, which a
+        // flush (PING/PONG) guarantees.
+        if let Err(e) = self.inner.client.flush().await {
+            let _ = subscriber.unsubscribe().await;
+            return Err(Error::transport(e));
+        }
+
+        let (tx, rx) = mpsc::channel(options.capacity.max(1));
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let counters = self.inner.counters.clone();
+        let max = self.inner.max_envelope_size;
+        let name = pattern.clone();
+        let task = {
+            let mut forwarders = self.forwarders();
+            if forwarders.closed {
+                // Dropping the subscriber unsubscribes.
+                return Err(Error::Closed);
+            }
+            let task = tokio::spawn(async move {
+                while let Some(msg) = subscriber.next().await {
+                    let Some(delivery) = decode_delivery(msg.subject.as_str(), &msg.payload, max, &counters) else {
+                        continue;
+                    };
+                    match tx.try_send(delivery) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(d)) => counters.drop_event(
+                            Counter::dropped,
+                            &format_args!("the queue of subscription {name} is full; event on {}", d.topic),
+                        ),
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    }
+                }
+            });
+            let task = task.abort_handle();
+            forwarders.tasks.insert(id, task.clone());
+            task
+        };
+        let stream = NatsStream { rx, _guard: Guard { id, task, bus: Arc::downgrade(&self.inner) } };
+        Ok(Subscription::new(pattern.clone(), stream, options, self.inner.counters.clone()))
+    }
+
+    async fn flush(&self) -> Result<(), Error> {
+        self.check_open()?;
+        self.inner.client.flush().await.map_err(Error::transport)
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        if self.inner.closed.swap(true, Relaxed) {
+            return Ok(());
+        }
+        let tasks = {
+            let mut forwarders = self.forwarders();
+            forwarders.closed = true;
+            std::mem::take(&mut forwarders.tasks)
+        };
+        // Ending a forwarder drops its subscriber, which unsubscribes, and its sender, which
+        // ends the subscription's stream once the events already queued are read.
+        for task in tasks.into_values() {
+            task.abort();
+        }
+        // Flushing waits for a connection; a closed bus should not hang on a lost server.
+        let flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, self.inner.client.flush()).await;
+        if self.inner.owns_client {
+            self.inner.client.drain().await.map_err(Error::transport)?;
+        }
+        match flushed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::transport(e)),
+            Err(_) => Err(Error::transport("timed out flushing to the server while closing")),
+        }
+    }
+
+    fn counters(&self) -> CounterSnapshot {
+        // The client counts every connection, the first included.
+        let connects = self.inner.client.statistics().connects.load(Relaxed);
+        self.inner.counters.raise(Counter::reconnects, connects.saturating_sub(1));
+        self.inner.counters.snapshot()
+    }
+
+    fn max_envelope_size(&self) -> usize {
+        self.inner.max_envelope_size
+    }
+
+    fn subscription_count(&self) -> usize {
+        self.forwarders().tasks.len()
+    }
+
+    fn connection_state(&self) -> ConnectionState {
+        if self.inner.closed.load(Relaxed) {
+            return ConnectionState::Closed;
+        }
+        match self.inner.client.connection_state() {
+            async_nats::connection::State::Connected => ConnectionState::Connected,
+            _ => ConnectionState::Disconnected,
+        }
+    }
+}
+
+struct NatsStream {
+    rx: mpsc::Receiver<Delivery>,
+    _guard: Guard,
+}
+
+impl Stream for NatsStream {
+    type Item = Delivery;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Ends the forwarding task (and so the server subscription) when the stream is dropped,
+/// even when every handle to the bus is gone already.
+struct Guard {
+    id: u64,
+    task: AbortHandle,
+    bus: Weak<Inner>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(inner) = self.bus.upgrade() {
+            inner.forwarders.lock().unwrap_or_else(|e| e.into_inner()).tasks.remove(&self.id);
+        }
+    }
+}

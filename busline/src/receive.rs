@@ -97,6 +97,12 @@ impl Counters {
         self.add(c, 1);
     }
 
+    /// Raises a counter to `value` when it is below, for counts a client library keeps itself.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn raise(&self, c: Counter, value: u64) {
+        self.cell(c).fetch_max(value, Relaxed);
+    }
+
     /// Counts a drop and logs it, at most one line per second per counter.
     pub(crate) fn drop_event(&self, c: Counter, what: &dyn std::fmt::Display) {
         self.incr(c);
