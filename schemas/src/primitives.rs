@@ -1,0 +1,180 @@
+//! Bare Avro primitives as messages, and [`Empty`] (PROTOCOL.md §5.1).
+//!
+//! Each message's schema is the bare primitive (`"string"`, `"long"`...), so any Avro
+//! implementation reads it, and promotions apply: an [`Int32`] payload can be read as an
+//! [`Int64`] or a [`Float64`].
+
+use std::collections::HashSet;
+
+use apache_avro::schema::{Name, NamespaceRef, RecordField};
+use apache_avro::{AvroSchemaComponent, Schema as AvroSchema};
+use serde::{Deserialize, Serialize};
+
+macro_rules! primitive {
+    ($(#[$m:meta])* $name:ident($inner:ty) = $schema:ident, derive($($d:ident),*)) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize $(, $d)*)]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl AvroSchemaComponent for $name {
+            fn get_schema_in_ctxt(_: &mut HashSet<Name>, _: NamespaceRef) -> AvroSchema {
+                AvroSchema::$schema
+            }
+
+            fn get_record_fields_in_ctxt(_: &mut HashSet<Name>, _: NamespaceRef) -> Option<Vec<RecordField>> {
+                None
+            }
+        }
+
+        crate::impl_message!($name);
+
+        impl From<$inner> for $name {
+            fn from(v: $inner) -> Self {
+                $name(v)
+            }
+        }
+    };
+}
+
+primitive!(
+    /// A UTF-8 string, schema `"string"`.
+    StringMessage(String) = String, derive(Eq, Hash, Ord)
+);
+primitive!(
+    /// A 32-bit signed integer, schema `"int"`.
+    Int32(i32) = Int, derive(Eq, Hash, Ord, Copy)
+);
+primitive!(
+    /// A 64-bit signed integer, schema `"long"`.
+    Int64(i64) = Long, derive(Eq, Hash, Ord, Copy)
+);
+primitive!(
+    /// A 32-bit float, schema `"float"`.
+    Float32(f32) = Float, derive(Copy)
+);
+primitive!(
+    /// A 64-bit float, schema `"double"`.
+    Float64(f64) = Double, derive(Copy)
+);
+primitive!(
+    /// A boolean, schema `"boolean"`.
+    Bool(bool) = Boolean, derive(Eq, Hash, Ord, Copy)
+);
+
+/// Bytes, schema `"bytes"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BytesMessage(#[serde(with = "apache_avro::serde::bytes")] pub Vec<u8>);
+
+impl AvroSchemaComponent for BytesMessage {
+    fn get_schema_in_ctxt(_: &mut HashSet<Name>, _: NamespaceRef) -> AvroSchema {
+        AvroSchema::Bytes
+    }
+
+    fn get_record_fields_in_ctxt(_: &mut HashSet<Name>, _: NamespaceRef) -> Option<Vec<RecordField>> {
+        None
+    }
+}
+
+crate::impl_message!(BytesMessage);
+
+impl From<Vec<u8>> for BytesMessage {
+    fn from(v: Vec<u8>) -> Self {
+        BytesMessage(v)
+    }
+}
+
+impl From<&str> for StringMessage {
+    fn from(v: &str) -> Self {
+        StringMessage(v.to_owned())
+    }
+}
+
+/// No payload at all: the EMPTY form. Not a message: an event carries it as a missing payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Empty;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Data, Message, SchemaSpec};
+
+    fn fp<M: Message>() -> String {
+        M::fingerprint().unwrap().to_string()
+    }
+
+    #[test]
+    fn fingerprints_match_the_protocol_table() {
+        assert_eq!(fp::<StringMessage>(), "c70345637248018f");
+        assert_eq!(fp::<BytesMessage>(), "651920c3da16c04f");
+        assert_eq!(fp::<Int32>(), "8f5c393f1ad57572");
+        assert_eq!(fp::<Int64>(), "b71df49344e154d0");
+        assert_eq!(fp::<Float32>(), "90d7a83ecb027c4d");
+        assert_eq!(fp::<Float64>(), "7e95ab32c035758e");
+        assert_eq!(fp::<Bool>(), "64f7d4a478fc429f");
+        assert_eq!(StringMessage::schema().unwrap().text(), r#""string""#);
+    }
+
+    fn round_trip<M: Message + PartialEq + std::fmt::Debug>(v: M) {
+        let datum = v.encode().unwrap();
+        assert_eq!(M::decode(&datum).unwrap(), v);
+        let payload = Message::to_payload(&v).unwrap();
+        assert_eq!(payload.fingerprint, M::fingerprint().unwrap());
+        assert_eq!(M::from_payload(Some(&payload), None).unwrap(), v);
+    }
+
+    #[test]
+    fn primitives_round_trip() {
+        round_trip(StringMessage("héllo".into()));
+        round_trip(BytesMessage(vec![0, 255, 7]));
+        round_trip(Int32(i32::MIN));
+        round_trip(Int64(i64::MAX));
+        round_trip(Float32(1.5));
+        round_trip(Float64(-0.25));
+        round_trip(Bool(true));
+    }
+
+    #[test]
+    fn encodings_are_plain_avro() {
+        // PROTOCOL.md §2.4's third golden vector: "HI" under "string".
+        assert_eq!(StringMessage::from("HI").encode().unwrap().as_ref(), [0x04, 0x48, 0x49]);
+        assert_eq!(Int64(-1).encode().unwrap().as_ref(), [0x01]);
+        assert_eq!(Bool(true).encode().unwrap().as_ref(), [0x01]);
+        assert_eq!(BytesMessage(vec![9]).encode().unwrap().as_ref(), [0x02, 0x09]);
+    }
+
+    #[test]
+    fn promotions_decode_through_the_writer_schema() {
+        let int = Int32(7).encode().unwrap();
+        let writer = Int32::schema().unwrap();
+        assert_eq!(Int64::decode_from(writer, &int).unwrap(), Int64(7));
+        assert_eq!(Float64::decode_from(writer, &int).unwrap(), Float64(7.0));
+        let bytes = StringMessage::from("ok").encode().unwrap();
+        assert_eq!(
+            BytesMessage::decode_from(StringMessage::schema().unwrap(), &bytes).unwrap(),
+            BytesMessage(b"ok".to_vec())
+        );
+        let long = Int64(1).encode().unwrap();
+        assert!(matches!(
+            Int32::decode_from(Int64::schema().unwrap(), &long),
+            Err(crate::Error::IncompatibleSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_has_no_payload() {
+        assert_eq!(Empty::spec().unwrap(), SchemaSpec::empty());
+        assert_eq!(Empty.to_payload().unwrap(), None);
+        assert_eq!(Empty::from_payload(None, None).unwrap(), Empty);
+        let p = Message::to_payload(&Int32(1)).unwrap();
+        assert!(Empty::from_payload(Some(&p), None).is_err());
+        assert!(Int32::from_payload(None, None).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        assert!(Int32::decode(&[0x02, 0x00]).is_err());
+        assert!(Int32::decode(&[]).is_err());
+    }
+}
