@@ -2,6 +2,13 @@
 //!
 //! **Subjects.** A [`Topic`] is used as the subject as is; patterns keep their NATS meaning.
 //!
+//! **Subscribing.** `subscribe` returns once the server has processed the SUB (§2.5): it
+//! sends a request to a subject nobody listens to and waits for the server's no-responders
+//! answer, which comes after every earlier command of the connection. (`Client::flush` alone
+//! only writes the SUB to the socket: a publish from another connection right after it can
+//! still miss the subscription.) This needs a server with headers (NATS 2.2 or later) and is
+//! bounded by the client's request timeout.
+//!
 //! **Queues.** async-nats hands each subscriber's messages over through its own bounded
 //! channel (`subscription_capacity`, per client). When that channel is full, the client drops
 //! the message and only reports [`async_nats::Event::SlowConsumer`] through its event callback.
@@ -141,6 +148,8 @@ pub struct NatsBus {
 
 struct Inner {
     client: async_nats::Client,
+    /// A subject nobody subscribes to, for [`NatsBus::round_trip`].
+    probe_subject: String,
     counters: Arc<Counters>,
     max_envelope_size: usize,
     owns_client: bool,
@@ -212,6 +221,7 @@ impl NatsBus {
         }
         Ok(NatsBus {
             inner: Arc::new(Inner {
+                probe_subject: client.new_inbox(),
                 client,
                 counters,
                 max_envelope_size,
@@ -233,6 +243,20 @@ impl NatsBus {
     /// Only [`async_nats::Event::SlowConsumer`] changes a counter.
     pub fn record_event(&self, event: &async_nats::Event) {
         count_event(&self.inner.counters, event);
+    }
+
+    /// Returns once the server has processed every command this client sent before.
+    ///
+    /// The server handles one connection's commands in order and answers a request nobody
+    /// listens to with a no-responders status, so that answer is the proof. Unlike an echo
+    /// of our own message it also works on a client with `no_echo`. Bounded by the client's
+    /// request timeout (10 s by default), including while reconnecting.
+    async fn round_trip(&self) -> Result<(), Error> {
+        match self.inner.client.request(self.inner.probe_subject.clone(), bytes::Bytes::new()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => Ok(()),
+            Err(e) => Err(Error::transport(e)),
+        }
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -258,11 +282,11 @@ impl Transport for NatsBus {
         self.check_open()?;
         let mut subscriber =
             self.inner.client.subscribe(pattern.as_str().to_owned()).await.map_err(Error::transport)?;
-        // §2.5: the subscription is effective once the server has read the SUB, which a
-        // flush (PING/PONG) guarantees.
-        if let Err(e) = self.inner.client.flush().await {
+        // §2.5: effective once the server has processed the SUB. `Client::flush` only writes
+        // it to the socket, so go round the server instead.
+        if let Err(e) = self.round_trip().await {
             let _ = subscriber.unsubscribe().await;
-            return Err(Error::transport(e));
+            return Err(e);
         }
 
         let (tx, rx) = mpsc::channel(options.capacity.max(1));
