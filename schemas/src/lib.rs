@@ -54,6 +54,7 @@ pub mod limits;
 pub mod message;
 mod model;
 pub mod primitives;
+pub mod protocol;
 mod schema;
 pub mod spec;
 
