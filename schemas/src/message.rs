@@ -224,7 +224,10 @@ pub trait Data: Sized + Send + 'static {
     fn spec() -> Result<SchemaSpec, Error>;
 
     /// `self` as an event payload (`None`: an event without payload).
-    fn to_payload(&self) -> Result<Option<Payload>, Error>;
+    ///
+    /// Not `to_payload`, so that it never clashes with [`Message::to_payload`] when both
+    /// traits are in scope.
+    fn to_optional_payload(&self) -> Result<Option<Payload>, Error>;
 
     /// The value of an event's payload; `writer` is the schema the sender declared for the
     /// payload's fingerprint (from the negotiated spec), needed when it is not this type's.
@@ -236,7 +239,7 @@ impl<T: Message> Data for T {
         SchemaSpec::of::<T>()
     }
 
-    fn to_payload(&self) -> Result<Option<Payload>, Error> {
+    fn to_optional_payload(&self) -> Result<Option<Payload>, Error> {
         Message::to_payload(self).map(Some)
     }
 
@@ -263,7 +266,7 @@ impl Data for Empty {
         Ok(SchemaSpec::empty())
     }
 
-    fn to_payload(&self) -> Result<Option<Payload>, Error> {
+    fn to_optional_payload(&self) -> Result<Option<Payload>, Error> {
         Ok(None)
     }
 
@@ -303,7 +306,7 @@ impl Data for RawPayload {
         Ok(SchemaSpec::any())
     }
 
-    fn to_payload(&self) -> Result<Option<Payload>, Error> {
+    fn to_optional_payload(&self) -> Result<Option<Payload>, Error> {
         Ok(Some(Payload::from(self.clone())))
     }
 

@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn empty_has_no_payload() {
         assert_eq!(Empty::spec().unwrap(), SchemaSpec::empty());
-        assert_eq!(Empty.to_payload().unwrap(), None);
+        assert_eq!(Empty.to_optional_payload().unwrap(), None);
         assert_eq!(Empty::from_payload(None, None).unwrap(), Empty);
         let p = Message::to_payload(&Int32(1)).unwrap();
         assert!(Empty::from_payload(Some(&p), None).is_err());
