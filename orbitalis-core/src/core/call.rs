@@ -1,0 +1,190 @@
+//! Outputs on the core (PROTOCOL.md §7.2 X2-X3, §5.3): call replies to their waiting call,
+//! other outputs to the operation's sink.
+
+use busline::{Delivery, Payload};
+use orbitalis_schemas::protocol::{CloseReason, ErrorKind, OperationError, OperationResult, ProtocolMessage};
+use orbitalis_schemas::{Schema, SchemaSpec};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::role::CoreRole;
+use super::sink::{SinkContext, SinkItem};
+use crate::error::Error;
+use crate::orbiter::base::Base;
+use crate::orbiter::counters::Counter;
+use crate::topics::Kind;
+
+/// What a waiting call receives: the output and its writer schema, or an error.
+pub(crate) type CallOutcome = Result<(Option<Payload>, Option<Schema>), Error>;
+
+/// A call waiting for its reply (X2).
+pub(crate) struct WaitingCall {
+    pub connection: Uuid,
+    pub deadline: Instant,
+    pub reply: oneshot::Sender<CallOutcome>,
+}
+
+impl CoreRole {
+    /// Registers a call before its input is published.
+    pub(crate) fn register_call(
+        &mut self,
+        id: Uuid,
+        connection: Uuid,
+        deadline: Instant,
+        reply: oneshot::Sender<CallOutcome>,
+    ) {
+        *self.calls_per_conn.entry(connection).or_default() += 1;
+        self.calls.insert(id, WaitingCall { connection, deadline, reply });
+    }
+
+    /// Deregisters a call; returns it if it was waiting.
+    pub(crate) fn take_call(&mut self, id: &Uuid) -> Option<WaitingCall> {
+        let call = self.calls.remove(id)?;
+        if let Some(n) = self.calls_per_conn.get_mut(&call.connection) {
+            *n -= 1;
+            if *n == 0 {
+                self.calls_per_conn.remove(&call.connection);
+            }
+        }
+        self.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        Some(call)
+    }
+
+    /// Fails every call waiting on a closed connection.
+    pub(crate) fn fail_calls(&mut self, connection: &Uuid, reason: CloseReason) {
+        let ids: Vec<Uuid> = self.calls.iter().filter(|(_, c)| &c.connection == connection).map(|(k, _)| *k).collect();
+        for id in ids {
+            if let Some(c) = self.take_call(&id) {
+                let _ = c.reply.send(Err(Error::ConnectionClosed(reason)));
+            }
+        }
+    }
+
+    /// Drops calls whose callers stopped waiting without saying so.
+    pub(crate) fn purge_calls(&mut self, now: Instant) {
+        let ids: Vec<Uuid> =
+            self.calls.iter().filter(|(_, c)| c.deadline <= now || c.reply.is_closed()).map(|(k, _)| *k).collect();
+        for id in ids {
+            self.take_call(&id);
+        }
+    }
+
+    /// An event on this core's output topics.
+    pub(crate) fn on_output(&mut self, base: &mut Base, d: Delivery) {
+        let parsed = match base.topics.parse(&d.topic) {
+            Ok(p) if p.kind == Kind::Out && !p.broadcast => p,
+            _ => return base.drop_msg(Counter::unknown_topic, format_args!("output on {}", d.topic)),
+        };
+        if parsed.sender != d.event.publisher.as_str() {
+            return base
+                .drop_msg(Counter::sender_mismatch, format_args!("{} published by {}", d.topic, d.event.publisher));
+        }
+        let Some((operation, id)) = parsed.data else { return };
+        let sender = parsed.sender;
+        // Check 6: a connection of that operation with that sender, or a pending request (C1g).
+        let (n_out, routed_pending) = match base.connections.get(&id) {
+            Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => (c.n_out.clone(), false),
+            _ => match base.pending.get(&id) {
+                Some(p) if p.remote.as_str() == sender && p.operation.as_str() == operation => (p.n_out.clone(), true),
+                _ => {
+                    return base.drop_msg(
+                        Counter::unknown_connection,
+                        format_args!("output on unknown connection {id} from {sender}"),
+                    );
+                }
+            },
+        };
+        base.seen(sender, None);
+        if let Some(c) = base.connections.get_mut(&id) {
+            c.last_use = Instant::now();
+        }
+        match d.event.correlation_id {
+            Some(k) => self.on_reply(base, k, id, routed_pending, &n_out, d.event.payload),
+            None => self.to_sink(base, &n_out, d.event.payload, operation, sender, id),
+        }
+    }
+
+    fn on_reply(
+        &mut self,
+        base: &mut Base,
+        k: Uuid,
+        connection: Uuid,
+        routed_pending: bool,
+        n_out: &SchemaSpec,
+        payload: Option<Payload>,
+    ) {
+        // X3: a correlated event is an OperationResult or an OperationError.
+        let Some(p) = payload else {
+            return base.drop_msg(Counter::invalid_message, format_args!("a call reply without payload"));
+        };
+        let outcome: CallOutcome = if p.fingerprint == OperationResult::fingerprint() {
+            match OperationResult::decode(&p.datum, &base.schema_limits) {
+                Ok(r) => match r.output {
+                    Some(out) if !n_out.accepts(Some(out.fingerprint)) => {
+                        base.drop_msg(Counter::output_rejected, format_args!("a reply outside the negotiated output"));
+                        Err(Error::Remote {
+                            kind: ErrorKind::OutputNotAccepted,
+                            message: "reply outside the negotiated output".into(),
+                        })
+                    }
+                    Some(out) => {
+                        let writer = n_out.find(out.fingerprint).cloned();
+                        Ok((Some(out), writer))
+                    }
+                    None => Ok((None, None)),
+                },
+                Err(e) => return base.drop_msg(Counter::invalid_message, format_args!("bad OperationResult: {e}")),
+            }
+        } else if p.fingerprint == OperationError::fingerprint() {
+            match OperationError::decode(&p.datum, &base.schema_limits) {
+                Ok(e) => Err(Error::Remote { kind: e.kind, message: e.message }),
+                Err(e) => return base.drop_msg(Counter::invalid_message, format_args!("bad OperationError: {e}")),
+            }
+        } else {
+            return base.drop_msg(Counter::invalid_message, format_args!("a correlated output that is not a reply"));
+        };
+        let waiting = !routed_pending && self.calls.get(&k).is_some_and(|c| c.connection == connection);
+        if !waiting {
+            return base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
+        }
+        if let Some(call) = self.take_call(&k) {
+            let _ = call.reply.send(outcome);
+        }
+        let n = self.in_flight_on(&connection);
+        base.finish_close(&connection, n);
+    }
+
+    fn to_sink(
+        &mut self,
+        base: &mut Base,
+        n_out: &SchemaSpec,
+        payload: Option<Payload>,
+        operation: &str,
+        plugin: &str,
+        connection: Uuid,
+    ) {
+        if !n_out.accepts(payload.as_ref().map(|p| p.fingerprint)) {
+            return base.drop_msg(
+                Counter::output_rejected,
+                format_args!("an output of {operation} outside the negotiated spec"),
+            );
+        }
+        let Some(queue) = self.sink_queue(base, operation) else {
+            return base.drop_msg(Counter::no_sink, format_args!("an output of {operation} and no sink for it"));
+        };
+        let writer = payload.as_ref().and_then(|p| n_out.find(p.fingerprint).cloned());
+        let item = SinkItem {
+            payload,
+            writer,
+            context: SinkContext {
+                operation: busline::Identifier::new(operation).expect("parsed operation tokens are identifiers"),
+                plugin: busline::Identifier::new(plugin).expect("parsed sender tokens are identifiers"),
+                connection,
+            },
+        };
+        if !queue.push(item) {
+            base.drop_msg(Counter::sink_overflow, format_args!("the sink of {operation} is full"));
+        }
+    }
+}

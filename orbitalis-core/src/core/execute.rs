@@ -1,0 +1,211 @@
+//! Candidates and targets (PROTOCOL.md §7.1). The orbiter task publishes an [`ExecView`] of
+//! its OPEN connections whenever they change; handles read it without a round trip to the
+//! task and publish inputs themselves, so executing costs one bus publish per plugin.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use busline::{Fingerprint, Identifier, Topic};
+use orbitalis_schemas::SchemaSpec;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// How `Target::AnyWith` picks one candidate.
+#[derive(Clone, Default)]
+pub enum Strategy {
+    /// A per-operation cursor `c` picks `c mod n`, then moves on. The default.
+    #[default]
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// The candidate with the fewest waiting calls; ties round-robin.
+    LeastOutstanding,
+    /// Your own choice.
+    Custom(Arc<dyn Selector>),
+}
+
+impl fmt::Debug for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::RoundRobin => f.write_str("RoundRobin"),
+            Strategy::Random => f.write_str("Random"),
+            Strategy::LeastOutstanding => f.write_str("LeastOutstanding"),
+            Strategy::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// A pluggable choice among candidates.
+pub trait Selector: Send + Sync + 'static {
+    /// The index of the chosen candidate; out-of-range indexes wrap.
+    fn select(&self, candidates: &[CandidateInfo]) -> usize;
+}
+
+/// What a [`Selector`] sees of a candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CandidateInfo {
+    /// The plugin.
+    pub plugin: Identifier,
+    /// The connection.
+    pub connection: Uuid,
+    /// Calls waiting on it.
+    pub outstanding: usize,
+}
+
+/// Which plugins an execution goes to.
+#[derive(Clone, Debug, Default)]
+pub enum Target {
+    /// Every candidate.
+    All,
+    /// One candidate, round-robin.
+    #[default]
+    Any,
+    /// One candidate, by a strategy.
+    AnyWith(Strategy),
+    /// That plugin's candidate.
+    Plugin(Identifier),
+}
+
+impl Target {
+    /// Targets one plugin, validating its identifier.
+    pub fn plugin(id: impl AsRef<str>) -> Result<Target> {
+        Ok(Target::Plugin(Identifier::new(id)?))
+    }
+}
+
+/// Per-connection figures shared between the task and handles.
+#[derive(Debug, Default)]
+pub(crate) struct ConnStats {
+    /// Milliseconds since the run's epoch of the last use by a handle.
+    pub last_use_ms: AtomicU64,
+    pub outstanding: AtomicUsize,
+}
+
+/// An OPEN connection a handle may send on.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub plugin: Identifier,
+    pub id: Uuid,
+    pub topic: Topic,
+    pub n_in: SchemaSpec,
+    pub stats: Arc<ConnStats>,
+}
+
+/// One required operation's candidates, ordered by plugin identifier.
+#[derive(Debug, Default)]
+pub(crate) struct OpView {
+    pub candidates: Vec<Candidate>,
+    pub cursor: Arc<AtomicUsize>,
+}
+
+/// What handles need to execute without asking the task.
+#[derive(Debug)]
+pub(crate) struct ExecView {
+    pub running: bool,
+    pub epoch: Instant,
+    pub ops: HashMap<Identifier, OpView>,
+    /// Waiting calls of this run (bounded, §7.5).
+    pub waiting: Arc<AtomicUsize>,
+}
+
+impl ExecView {
+    pub fn stopped() -> Self {
+        ExecView { running: false, epoch: Instant::now(), ops: HashMap::new(), waiting: Arc::default() }
+    }
+
+    /// The candidates for a value with `fingerprint` (None: no payload) under `target`.
+    pub fn select(
+        &self,
+        operation: &str,
+        fingerprint: Option<Fingerprint>,
+        target: &Target,
+    ) -> Result<Vec<&Candidate>> {
+        if !self.running {
+            return Err(Error::NotRunning);
+        }
+        let op = self.ops.get(operation).ok_or_else(|| not_required(operation))?;
+        let op_id = || Identifier::new(operation).expect("required operations are identifiers");
+        let plugin = match target {
+            Target::Plugin(p) => Some(p),
+            _ => None,
+        };
+        let mut any_connection = false;
+        let fitting: Vec<&Candidate> = op
+            .candidates
+            .iter()
+            .filter(|c| plugin.is_none_or(|p| p == &c.plugin))
+            .inspect(|_| any_connection = true)
+            .filter(|c| c.n_in.accepts(fingerprint))
+            .collect();
+        if fitting.is_empty() {
+            return Err(if any_connection {
+                Error::IncompatibleInput(op_id())
+            } else {
+                Error::NoConnection { operation: op_id(), plugin: plugin.cloned() }
+            });
+        }
+        Ok(match target {
+            Target::All => fitting,
+            Target::Plugin(_) => vec![fitting[0]],
+            Target::Any => vec![round_robin(&op.cursor, &fitting)],
+            Target::AnyWith(s) => vec![pick(s, &op.cursor, &fitting)],
+        })
+    }
+
+    /// Candidates for a batch: input `i` goes to candidate `i mod n` (§7.1 Distributed).
+    pub fn distribute<'a>(
+        &'a self,
+        operation: &str,
+        fingerprints: &[Option<Fingerprint>],
+    ) -> Result<Vec<&'a Candidate>> {
+        if fingerprints.is_empty() {
+            return Err(Error::InvalidArgument("an empty batch: give at least one input".into()));
+        }
+        let first = fingerprints[0];
+        if fingerprints.iter().any(|f| *f != first) {
+            return Err(Error::InvalidArgument("a batch mixes schemas: send one type per batch".into()));
+        }
+        let all = self.select(operation, first, &Target::All)?;
+        Ok((0..fingerprints.len()).map(|i| all[i % all.len()]).collect())
+    }
+}
+
+pub(crate) fn not_required(operation: &str) -> Error {
+    match Identifier::new(operation) {
+        Ok(id) => Error::NotRequired(id),
+        Err(e) => Error::Transport(e),
+    }
+}
+
+fn round_robin<'a>(cursor: &AtomicUsize, c: &[&'a Candidate]) -> &'a Candidate {
+    c[cursor.fetch_add(1, Relaxed) % c.len()]
+}
+
+fn pick<'a>(s: &Strategy, cursor: &AtomicUsize, c: &[&'a Candidate]) -> &'a Candidate {
+    match s {
+        Strategy::RoundRobin => round_robin(cursor, c),
+        Strategy::Random => c[rand::random_range(0..c.len())],
+        Strategy::LeastOutstanding => {
+            let least = c.iter().map(|x| x.stats.outstanding.load(Relaxed)).min().unwrap_or(0);
+            let tied: Vec<&Candidate> =
+                c.iter().copied().filter(|x| x.stats.outstanding.load(Relaxed) == least).collect();
+            round_robin(cursor, &tied)
+        }
+        Strategy::Custom(sel) => {
+            let infos: Vec<CandidateInfo> = c
+                .iter()
+                .map(|x| CandidateInfo {
+                    plugin: x.plugin.clone(),
+                    connection: x.id,
+                    outstanding: x.stats.outstanding.load(Relaxed),
+                })
+                .collect();
+            c[sel.select(&infos) % c.len()]
+        }
+    }
+}

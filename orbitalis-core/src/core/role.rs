@@ -1,0 +1,330 @@
+//! The Core role on the shared runtime: requirements, compliance, discovery, the handshake,
+//! outputs and calls, and the view handles execute from.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use busline::{Delivery, Identifier};
+use bytes::Bytes;
+use orbitalis_schemas::protocol::{CloseReason, Control, Role as WireRole};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::call::{CallOutcome, WaitingCall};
+use super::compliance::{compliant, counts};
+use super::execute::{Candidate, ConnStats, ExecView, OpView};
+use super::requirement::Resolved;
+use super::sink::{Sink, SinkQueue};
+use crate::orbiter::base::{Base, Closed};
+use crate::orbiter::events::State;
+use crate::orbiter::pending::Pending;
+use crate::orbiter::receive::Received;
+use crate::orbiter::task::Role;
+use crate::topics::Kind;
+
+/// A computed setup-data hook (C1g), run on the orbiter task.
+pub(crate) type SetupHook = Arc<dyn Fn(&Identifier, &Identifier) -> Option<Bytes> + Send + Sync>;
+
+/// One required operation.
+pub(crate) struct Req {
+    pub operation: Identifier,
+    pub req: Resolved,
+    pub cursor: Arc<AtomicUsize>,
+}
+
+/// Commands only a core understands.
+pub(crate) enum CoreCommand {
+    /// Wait for the reply to call `id` on `connection`.
+    RegisterCall {
+        /// Correlation id.
+        id: Uuid,
+        /// The connection the input goes on.
+        connection: Uuid,
+        /// When the caller gives up.
+        deadline: Instant,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<CallOutcome>,
+    },
+    /// The caller stopped waiting.
+    ForgetCall(Uuid),
+    /// Add, change (`Some`) or remove (`None`) a requirement.
+    SetRequirement(Identifier, Option<Box<Resolved>>),
+    /// Add or replace the sink of an operation.
+    SetSink(Identifier, Sink),
+}
+
+pub(crate) struct CoreRole {
+    pub reqs: Vec<Req>,
+    pub sinks: HashMap<Identifier, Sink>,
+    pub sink_queues: HashMap<Identifier, SinkQueue>,
+    pub calls: HashMap<Uuid, WaitingCall>,
+    pub calls_per_conn: HashMap<Uuid, usize>,
+    pub waiting: Arc<AtomicUsize>,
+    pub last_discover: Option<Instant>,
+    pub setup_hook: SetupHook,
+    view: watch::Sender<Arc<ExecView>>,
+    stats: HashMap<Uuid, Arc<ConnStats>>,
+    epoch: Instant,
+    generation: u64,
+}
+
+impl CoreRole {
+    pub(crate) fn new(
+        reqs: Vec<(Identifier, Resolved)>,
+        sinks: HashMap<Identifier, Sink>,
+        setup_hook: SetupHook,
+        view: watch::Sender<Arc<ExecView>>,
+    ) -> Self {
+        CoreRole {
+            reqs: reqs.into_iter().map(|(operation, req)| Req { operation, req, cursor: Arc::default() }).collect(),
+            sinks,
+            sink_queues: HashMap::new(),
+            calls: HashMap::new(),
+            calls_per_conn: HashMap::new(),
+            waiting: Arc::default(),
+            last_discover: None,
+            setup_hook,
+            view,
+            stats: HashMap::new(),
+            epoch: Instant::now(),
+            generation: u64::MAX,
+        }
+    }
+
+    pub(crate) fn in_flight_on(&self, id: &Uuid) -> usize {
+        self.calls_per_conn.get(id).copied().unwrap_or(0)
+    }
+
+    /// The sink queue of an operation, started on first use; the requirement's sink wins.
+    pub(crate) fn sink_queue(&mut self, base: &Base, operation: &str) -> Option<&SinkQueue> {
+        if !self.sink_queues.contains_key(operation) {
+            let r = self.reqs.iter().find(|r| r.operation.as_str() == operation)?;
+            let sink = r.req.sink.clone().or_else(|| self.sinks.get(operation).cloned())?;
+            let q = SinkQueue::start(
+                sink,
+                base.limits.sink_queue,
+                base.limits.sink_concurrency,
+                base.counters.clone(),
+                base.me().to_string(),
+            );
+            self.sink_queues.insert(r.operation.clone(), q);
+        }
+        self.sink_queues.get(operation)
+    }
+
+    /// §6.4: COMPLIANT iff every requirement is met; only changes of the value are emitted.
+    fn recompute(&self, base: &Base) {
+        if base.stopping {
+            return;
+        }
+        let ok = self.reqs.iter().all(|r| compliant(base, &r.operation, &r.req));
+        base.set_state(if ok { State::Compliant } else { State::NotCompliant });
+    }
+
+    /// Republishes the view when connections changed since the last one.
+    fn refresh_view(&mut self, base: &Base) {
+        if base.generation() == self.generation {
+            return;
+        }
+        self.generation = base.generation();
+        let mut ops: HashMap<Identifier, OpView> = HashMap::new();
+        for r in &self.reqs {
+            let mut candidates: Vec<Candidate> = base
+                .connections
+                .for_operation(&r.operation)
+                .filter(|c| c.is_open())
+                .map(|c| Candidate {
+                    plugin: c.remote.clone(),
+                    id: c.id,
+                    topic: c.input_topic.clone(),
+                    n_in: c.n_in.clone(),
+                    stats: self.stats.entry(c.id).or_default().clone(),
+                })
+                .collect();
+            candidates.sort_by(|a, b| a.plugin.as_bytes().cmp(b.plugin.as_bytes()));
+            ops.insert(r.operation.clone(), OpView { candidates, cursor: r.cursor.clone() });
+        }
+        self.stats.retain(|id, _| base.connections.get(id).is_some());
+        let running = !base.stopping;
+        self.view.send_replace(Arc::new(ExecView { running, epoch: self.epoch, ops, waiting: self.waiting.clone() }));
+    }
+
+    /// Copies the handles' last uses into the connections (E2 reads them there).
+    fn sync_last_use(&self, base: &mut Base) {
+        for (id, s) in &self.stats {
+            let t = self.epoch + std::time::Duration::from_millis(s.last_use_ms.load(Relaxed));
+            if let Some(c) = base.connections.get_mut(id)
+                && t > c.last_use
+            {
+                c.last_use = t;
+            }
+        }
+    }
+
+    fn set_requirement(&mut self, base: &mut Base, operation: Identifier, req: Option<Box<Resolved>>) {
+        self.sink_queues.remove(&operation);
+        match (self.reqs.iter().position(|r| r.operation == operation), req) {
+            (Some(i), Some(req)) => {
+                self.reqs[i].req = *req;
+                self.enforce(base, i);
+            }
+            (None, Some(req)) => self.reqs.push(Req { operation, req: *req, cursor: Arc::default() }),
+            (Some(i), None) => {
+                self.reqs.remove(i);
+                for key in base.pending.for_operation(&operation).map(|p| p.key).collect::<Vec<_>>() {
+                    base.drop_pending(&key);
+                }
+                for id in base.connections.for_operation(&operation).map(|c| c.id).collect::<Vec<_>>() {
+                    base.close_graceful(&id, CloseReason::RequirementChanged, None);
+                    let n = self.in_flight_on(&id);
+                    base.finish_close(&id, n);
+                }
+            }
+            (None, None) => {}
+        }
+        base.bump();
+    }
+
+    /// §6.4 at run time: lists now refusing a plugin, then a lowered maximum.
+    fn enforce(&mut self, base: &mut Base, i: usize) {
+        let (op, req) = (self.reqs[i].operation.clone(), self.reqs[i].req.clone());
+        let refused = |p: &str| !req.lists.admits(p) && !req.is_mandatory(p);
+        for key in base.pending.for_operation(&op).filter(|p| refused(&p.remote)).map(|p| p.key).collect::<Vec<_>>() {
+            base.drop_pending(&key);
+        }
+        for id in base.connections.for_operation(&op).filter(|c| refused(&c.remote)).map(|c| c.id).collect::<Vec<_>>() {
+            base.close_graceful(&id, CloseReason::RequirementChanged, None);
+        }
+        let Some(max) = req.maximum else { return };
+        let optional_pending: Vec<Uuid> =
+            base.pending.for_operation(&op).filter(|p| !req.is_mandatory(&p.remote)).map(|p| p.key).collect();
+        for key in optional_pending {
+            if counts(base, &op, &req).opt_held <= max {
+                return;
+            }
+            base.drop_pending(&key);
+        }
+        let mut open: Vec<(Instant, Uuid)> = base
+            .connections
+            .for_operation(&op)
+            .filter(|c| c.is_open() && !req.is_mandatory(&c.remote))
+            .map(|c| (c.created, c.id))
+            .collect();
+        open.sort_by(|a, b| b.cmp(a));
+        for (_, id) in open {
+            if counts(base, &op, &req).opt_held - closing_optional(base, &op, &req) <= max {
+                return;
+            }
+            base.close_graceful(&id, CloseReason::RequirementChanged, None);
+        }
+    }
+}
+
+/// CLOSING optional connections, which still hold slots until they end.
+fn closing_optional(base: &Base, op: &str, req: &Resolved) -> usize {
+    base.connections.for_operation(op).filter(|c| !c.is_open() && !req.is_mandatory(&c.remote)).count()
+}
+
+impl Role for CoreRole {
+    type Command = CoreCommand;
+    type Work = std::convert::Infallible;
+    const WIRE: WireRole = WireRole::Core;
+    const CONTROL: &'static [Kind] =
+        &[Kind::Offer, Kind::Response, Kind::Keepalive, Kind::KeepaliveRequest, Kind::Close, Kind::CloseAck];
+    const BROADCAST: &'static [Kind] = &[];
+    const DATA: Kind = Kind::Out;
+
+    fn start(&mut self, base: &mut Base, _work: mpsc::Sender<Self::Work>) {
+        self.epoch = Instant::now();
+        self.recompute(base);
+        self.refresh_view(base);
+        self.maybe_discover(base, Instant::now());
+    }
+
+    fn handshake(&mut self, base: &mut Base, r: Received) {
+        match r.msg {
+            Control::Offer(m) => self.on_offer(base, &r.from, m),
+            Control::Confirm(m) => self.on_confirm(base, &r.from, m),
+            Control::OperationNoLongerAvailable(m) => self.on_nla(base, &r.from, m),
+            other => base.drop_msg(
+                crate::orbiter::counters::Counter::unexpected_message,
+                format_args!("a core does not handle {}", other.kind().name()),
+            ),
+        }
+    }
+
+    fn data(&mut self, base: &mut Base, d: Delivery) {
+        self.on_output(base, d);
+    }
+
+    fn command(&mut self, base: &mut Base, c: CoreCommand) {
+        match c {
+            CoreCommand::RegisterCall { id, connection, deadline, reply } => {
+                if base.connections.get(&connection).is_some_and(|c| c.is_open()) {
+                    self.register_call(id, connection, deadline, reply);
+                } else {
+                    self.waiting.fetch_sub(1, Relaxed);
+                    let _ = reply.send(Err(crate::error::Error::ConnectionClosed(CloseReason::Other)));
+                }
+            }
+            CoreCommand::ForgetCall(id) => {
+                if let Some(call) = self.take_call(&id) {
+                    let n = self.in_flight_on(&call.connection);
+                    base.finish_close(&call.connection, n);
+                }
+            }
+            CoreCommand::SetRequirement(op, req) => self.set_requirement(base, op, req),
+            CoreCommand::SetSink(op, sink) => {
+                self.sink_queues.remove(&op);
+                self.sinks.insert(op, sink);
+            }
+        }
+    }
+
+    fn work(&mut self, _base: &mut Base, w: Self::Work) {
+        match w {}
+    }
+
+    fn idle(&mut self, base: &mut Base, now: Instant) {
+        self.sync_last_use(base);
+        for id in base.idle_connections(now) {
+            let Some(c) = base.connections.get(&id) else { continue };
+            let Some(r) = self.reqs.iter().find(|r| r.operation == c.operation) else { continue };
+            // E2 frees slots above the minimum, never compliance or a mandatory plugin.
+            if r.req.is_mandatory(&c.remote) || counts(base, &r.operation, &r.req).opt_open <= r.req.minimum {
+                continue;
+            }
+            base.close_graceful(&id, CloseReason::Idle, None);
+        }
+    }
+
+    fn tick(&mut self, base: &mut Base, now: Instant) {
+        self.purge_calls(now);
+        self.maybe_discover(base, now);
+    }
+
+    fn react(&mut self, _base: &mut Base, closed: Vec<Closed>, _dropped: Vec<Pending>) {
+        for c in closed {
+            self.fail_calls(&c.conn.id, c.reason);
+        }
+    }
+
+    fn settle(&mut self, base: &mut Base) {
+        if base.generation() != self.generation {
+            self.recompute(base);
+            self.refresh_view(base);
+            self.maybe_discover(base, Instant::now());
+        }
+    }
+
+    fn in_flight(&self, id: &Uuid) -> usize {
+        self.in_flight_on(id)
+    }
+
+    fn begin_stop(&mut self, base: &mut Base) {
+        base.set_state(State::Stopping);
+        base.bump();
+    }
+}

@@ -1,0 +1,136 @@
+//! What both handles share: the current run's command queue, the state cell, events and
+//! counters, and the launcher that starts a new run (restart).
+
+use std::sync::{Arc, Mutex};
+
+use busline::Identifier;
+use futures::future::BoxFuture;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::counters::{CounterSnapshot, Counters};
+use super::events::{OrbiterEvent, State};
+use super::task::{Command, Inspection, Running};
+use crate::error::{Error, Result};
+
+/// Capacity of the event broadcast; slow watchers see `Lagged` past it.
+pub const EVENT_CAPACITY: usize = 1024;
+
+type Launcher<C> = Box<dyn Fn(watch::Sender<State>) -> BoxFuture<'static, Result<Running<C>>> + Send + Sync>;
+
+/// The shared core of a handle.
+pub struct Runtime<C: Send + 'static> {
+    id: Identifier,
+    state: watch::Sender<State>,
+    events: broadcast::Sender<OrbiterEvent>,
+    counters: Arc<Counters>,
+    run: Mutex<Option<mpsc::Sender<Command<C>>>>,
+    start_lock: tokio::sync::Mutex<()>,
+    launcher: Launcher<C>,
+}
+
+impl<C: Send + 'static> Runtime<C> {
+    /// A runtime in state CREATED.
+    pub fn new(
+        id: Identifier,
+        events: broadcast::Sender<OrbiterEvent>,
+        counters: Arc<Counters>,
+        launcher: Launcher<C>,
+    ) -> Self {
+        Runtime {
+            id,
+            state: watch::Sender::new(State::Created),
+            events,
+            counters,
+            run: Mutex::new(None),
+            start_lock: tokio::sync::Mutex::new(()),
+            launcher,
+        }
+    }
+
+    /// The orbiter's identifier.
+    pub fn id(&self) -> &Identifier {
+        &self.id
+    }
+
+    /// Starts a run: from CREATED or STOPPED only.
+    pub async fn start(&self) -> Result<()> {
+        let _guard = self.start_lock.lock().await;
+        if !matches!(*self.state.borrow(), State::Created | State::Stopped) {
+            return Err(Error::AlreadyRunning);
+        }
+        let running = (self.launcher)(self.state.clone()).await?;
+        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = Some(running.commands);
+        Ok(())
+    }
+
+    /// Stops the run gracefully; returns at once when not running.
+    pub async fn stop(&self) {
+        let Some(tx) = self.sender() else { return };
+        let (reply, done) = oneshot::channel();
+        if tx.send(Command::Stop(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        if run.as_ref().is_some_and(|r| r.same_channel(&tx)) {
+            *run = None;
+        }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Command<C>>> {
+        self.run.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends a command, waiting for room.
+    pub async fn send(&self, c: Command<C>) -> Result<()> {
+        let tx = self.sender().ok_or(Error::NotRunning)?;
+        tx.send(c).await.map_err(|_| Error::NotRunning)
+    }
+
+    /// Sends a command without waiting (`Overloaded` when the queue is full).
+    pub fn try_send(&self, c: Command<C>) -> Result<()> {
+        let tx = self.sender().ok_or(Error::NotRunning)?;
+        tx.try_send(c).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Overloaded("the orbiter's command queue is full"),
+            mpsc::error::TrySendError::Closed(_) => Error::NotRunning,
+        })
+    }
+
+    /// Sends a command carrying a reply channel and awaits the reply.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command<C>) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        rx.await.map_err(|_| Error::NotRunning)
+    }
+
+    /// Plain data about the run (empty when not running).
+    pub async fn inspect(&self) -> Inspection {
+        self.ask(Command::Inspect).await.unwrap_or_default()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// A receiver of state changes.
+    pub fn watch(&self) -> watch::Receiver<State> {
+        self.state.subscribe()
+    }
+
+    /// Waits until `pred` holds for the state.
+    pub async fn wait_for(&self, pred: impl FnMut(&State) -> bool) -> State {
+        let mut rx = self.state.subscribe();
+        // The sender lives as long as `self`, so waiting cannot fail.
+        rx.wait_for(pred).await.map(|s| *s).unwrap_or(State::Stopped)
+    }
+
+    /// A receiver of every event from now on.
+    pub fn events(&self) -> broadcast::Receiver<OrbiterEvent> {
+        self.events.subscribe()
+    }
+
+    /// A copy of the counters.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+}

@@ -1,0 +1,394 @@
+//! The Plugin role on the shared runtime: operations, offers, inputs to handlers, periodic
+//! producers and run-time changes of operations and policies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use busline::{Delivery, Identifier};
+use orbitalis_core::orbiter::base::{Base, Closed};
+use orbitalis_core::orbiter::counters::Counter;
+use orbitalis_core::orbiter::events::State;
+use orbitalis_core::orbiter::pending::Pending;
+use orbitalis_core::orbiter::receive::Received;
+use orbitalis_core::orbiter::task::Role;
+use orbitalis_core::topics::Kind;
+use orbitalis_schemas::protocol::{
+    CloseReason, Control, ErrorKind, OperationNoLongerAvailable, Role as WireRole, UnavailableReason,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::handler::{Job, Pool, Runner, reply_error};
+use crate::operation::{Invocation, OperationContext, Validated};
+use crate::push::{Outlet, PushView, Pusher};
+
+/// The user's plugin object, as the runtime holds it.
+pub(crate) type PluginObject = Arc<dyn crate::Plugin>;
+
+/// An operation and its handler queue.
+pub(crate) struct Op {
+    pub v: Validated,
+    pub pool: Pool,
+}
+
+/// Completions of work the plugin runs off its task.
+pub(crate) enum PluginWork {
+    /// A handler run ended.
+    HandlerDone {
+        /// Its operation.
+        operation: Identifier,
+        /// Its connection.
+        connection: Uuid,
+    },
+    /// A setup hook ended (P2d).
+    SetupDone {
+        /// The pending request's key.
+        key: Uuid,
+        /// Its result.
+        result: Result<(), String>,
+    },
+    /// Offers delayed by `offer_jitter` are due.
+    SendOffers {
+        /// The core.
+        core: Identifier,
+        /// The pending requests to offer.
+        offer_ids: Vec<Uuid>,
+    },
+}
+
+/// Commands only a plugin understands.
+pub(crate) enum PluginCommand {
+    /// Add or replace an operation (offered from the next Discover).
+    SetOperation(Box<Validated>),
+    /// Remove an operation, closing its connections.
+    RemoveOperation(Identifier),
+}
+
+pub(crate) struct PluginRole {
+    pub ops: Vec<Op>,
+    pub runner: Option<Runner>,
+    pub plugin: PluginObject,
+    view: watch::Sender<Arc<PushView>>,
+    pusher: Pusher,
+    periodic: HashMap<Identifier, JoinHandle<()>>,
+    generation: u64,
+}
+
+impl PluginRole {
+    pub(crate) fn new(
+        ops: Vec<Validated>,
+        plugin: PluginObject,
+        view: watch::Sender<Arc<PushView>>,
+        pusher: Pusher,
+    ) -> Self {
+        PluginRole {
+            ops: ops.into_iter().map(|v| Op { v, pool: Pool::default() }).collect(),
+            runner: None,
+            plugin,
+            view,
+            pusher,
+            periodic: HashMap::new(),
+            generation: u64::MAX,
+        }
+    }
+
+    fn refresh_view(&self, base: &Base) {
+        let mut ops: HashMap<Identifier, Vec<Outlet>> = HashMap::new();
+        for op in &self.ops {
+            let outlets = base
+                .connections
+                .for_operation(&op.v.name)
+                .filter(|c| c.is_open())
+                .map(|c| Outlet { topic: c.output_topic.clone(), n_out: c.n_out.clone() })
+                .collect();
+            ops.insert(op.v.name.clone(), outlets);
+        }
+        self.view.send_replace(Arc::new(PushView { running: !base.stopping, ops }));
+    }
+
+    /// Y5: a periodic operation runs while it has an OPEN connection.
+    fn refresh_periodic(&mut self, base: &Base) {
+        for op in &self.ops {
+            let Some((period, producer)) = &op.v.periodic else { continue };
+            let open = !base.stopping && base.connections.for_operation(&op.v.name).any(|c| c.is_open());
+            let running = self.periodic.get(&op.v.name).is_some_and(|h| !h.is_finished());
+            if open && !running {
+                let (period, producer, pusher) = (*period, producer.clone(), self.pusher.clone());
+                let (name, counters, me) = (op.v.name.clone(), base.counters.clone(), base.me().clone());
+                let task = tokio::spawn(async move {
+                    let mut every = tokio::time::interval(period);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        every.tick().await;
+                        let produced = orbitalis_core::orbiter::hooks::guarded(producer()).await;
+                        match produced.map_err(|p| format!("panicked: {p}")).and_then(|r| r) {
+                            Ok(payload) => {
+                                if let Err(e) = pusher.push(&name, payload).await {
+                                    counters.drop_with(
+                                        Counter::publish_failed,
+                                        &me,
+                                        format_args!("periodic {name}: {e}"),
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                counters.drop_with(Counter::handler_errors, &me, format_args!("periodic {name}: {e}"))
+                            }
+                        }
+                    }
+                });
+                self.periodic.insert(op.v.name.clone(), task);
+            } else if !open && let Some(task) = self.periodic.remove(&op.v.name) {
+                task.abort();
+            }
+        }
+    }
+
+    /// An input on one of this plugin's input topics (check 6, §5.3, Y1, Y4).
+    fn on_input(&mut self, base: &mut Base, d: Delivery) {
+        let parsed = match base.topics.parse(&d.topic) {
+            Ok(p) if p.kind == Kind::In && !p.broadcast => p,
+            _ => return base.drop_msg(Counter::unknown_topic, format_args!("input on {}", d.topic)),
+        };
+        if parsed.sender != d.event.publisher.as_str() {
+            return base
+                .drop_msg(Counter::sender_mismatch, format_args!("{} published by {}", d.topic, d.event.publisher));
+        }
+        let Some((operation, id)) = parsed.data else { return };
+        let conn = match base.connections.get_mut(&id) {
+            Some(c) if c.remote.as_str() == parsed.sender && c.operation.as_str() == operation => c,
+            _ => return base.drop_msg(Counter::unknown_connection, format_args!("input on unknown connection {id}")),
+        };
+        conn.last_use = Instant::now();
+        let (core, n_in, n_out, output_topic) =
+            (conn.remote.clone(), conn.n_in.clone(), conn.n_out.clone(), conn.output_topic.clone());
+        let setup_data = conn.setup_data.clone();
+        let operation = conn.operation.clone();
+        base.seen(&core, None);
+        let Some(runner) = self.runner.clone() else { return };
+        let correlation = d.event.correlation_id;
+        let fp = d.event.payload.as_ref().map(|p| p.fingerprint);
+        let connections = base.connections.for_operation(&operation).count();
+        let Some(op) = self.ops.iter_mut().find(|o| o.v.name == operation) else { return };
+        let Some(handler) = op.v.handler.clone() else {
+            return base.drop_msg(Counter::invalid_input, format_args!("input for producer {operation}"));
+        };
+        let reject = |kind: ErrorKind, message: &str, counter: Counter, base: &Base| match correlation {
+            Some(k) => {
+                let (r, t, o, m) = (runner.clone(), output_topic.clone(), operation.clone(), message.to_owned());
+                tokio::spawn(async move { reply_error(&r, &t, k, &o, kind, m).await });
+            }
+            None => base.drop_msg(counter, format_args!("{operation}: {message}")),
+        };
+        if !n_in.accepts(fp) {
+            return reject(
+                ErrorKind::InvalidInput,
+                "the input is outside the negotiated input spec",
+                Counter::invalid_input,
+                base,
+            );
+        }
+        let writer = d.event.payload.as_ref().and_then(|p| n_in.find(p.fingerprint).cloned());
+        let job = Job {
+            invocation: Invocation {
+                payload: d.event.payload,
+                writer,
+                context: OperationContext {
+                    operation: operation.clone(),
+                    plugin: base.me().clone(),
+                    core,
+                    connection: id,
+                    setup_data,
+                    call: correlation.is_some(),
+                    pusher: self.pusher.clone(),
+                },
+            },
+            correlation,
+            output_topic: output_topic.clone(),
+            n_out,
+        };
+        if op.pool.submit(job, &handler, &runner, connections).is_err() {
+            reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
+        }
+    }
+
+    fn set_operation(&mut self, base: &mut Base, v: Validated) {
+        match self.ops.iter().position(|o| o.v.name == v.name) {
+            Some(i) => {
+                self.ops[i].v = v;
+                self.enforce(base, i);
+            }
+            None => self.ops.push(Op { v, pool: Pool::default() }),
+        }
+        base.bump();
+    }
+
+    fn remove_operation(&mut self, base: &mut Base, name: &Identifier) {
+        let Some(i) = self.ops.iter().position(|o| &o.v.name == name) else { return };
+        self.ops.remove(i);
+        for key in base.pending.for_operation(name).map(|p| p.key).collect::<Vec<_>>() {
+            self.drop_with_nla(base, &key, UnavailableReason::OperationRemoved);
+        }
+        for id in base.connections.for_operation(name).map(|c| c.id).collect::<Vec<_>>() {
+            base.close_graceful(&id, CloseReason::OperationRemoved, None);
+            base.finish_close(&id, 0);
+        }
+        base.bump();
+    }
+
+    /// §6.4 for a changed policy: lists now refusing a core, then a lowered maximum.
+    fn enforce(&mut self, base: &mut Base, i: usize) {
+        let (name, policy) = (self.ops[i].v.name.clone(), self.ops[i].v.policy.clone());
+        for key in
+            base.pending.for_operation(&name).filter(|p| !policy.admits(&p.remote)).map(|p| p.key).collect::<Vec<_>>()
+        {
+            self.drop_with_nla(base, &key, UnavailableReason::NotAllowed);
+        }
+        for id in base
+            .connections
+            .for_operation(&name)
+            .filter(|c| !policy.admits(&c.remote))
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+        {
+            base.close_graceful(&id, CloseReason::PolicyChanged, None);
+        }
+        let Some(max) = policy.maximum else { return };
+        for key in base.pending.for_operation(&name).map(|p| p.key).collect::<Vec<_>>() {
+            if Self::used(base, &name) <= max {
+                return;
+            }
+            self.drop_with_nla(base, &key, UnavailableReason::Saturated);
+        }
+        let mut open: Vec<(Instant, Uuid)> =
+            base.connections.for_operation(&name).filter(|c| c.is_open()).map(|c| (c.created, c.id)).collect();
+        open.sort_by(|a, b| b.cmp(a));
+        for (_, id) in open {
+            if Self::used(base, &name) - base.connections.for_operation(&name).filter(|c| !c.is_open()).count() <= max {
+                return;
+            }
+            base.close_graceful(&id, CloseReason::PolicyChanged, None);
+        }
+    }
+
+    /// Drops a pending request; an ACCEPTED one tells its core why (P2d).
+    fn drop_with_nla(&mut self, base: &mut Base, key: &Uuid, reason: UnavailableReason) {
+        let Some(p) = base.pending.remove(key) else { return };
+        if let Some(connection_id) = p.connection_id {
+            let msg = Control::OperationNoLongerAvailable(OperationNoLongerAvailable {
+                sender: base.sender(),
+                operation: p.operation,
+                connection_id,
+                reason,
+                description: None,
+            });
+            base.send(&p.remote, Kind::Response, msg);
+        }
+    }
+
+    fn in_flight_on(&self, id: &Uuid) -> usize {
+        self.ops.iter().map(|o| o.pool.in_flight(id)).sum()
+    }
+}
+
+impl Role for PluginRole {
+    type Command = PluginCommand;
+    type Work = PluginWork;
+    const WIRE: WireRole = WireRole::Plugin;
+    const CONTROL: &'static [Kind] =
+        &[Kind::Reply, Kind::Keepalive, Kind::KeepaliveRequest, Kind::Close, Kind::CloseAck];
+    const BROADCAST: &'static [Kind] = &[Kind::Discover];
+    const DATA: Kind = Kind::In;
+
+    fn start(&mut self, base: &mut Base, work: mpsc::Sender<PluginWork>) {
+        self.runner = Some(Runner {
+            bus: base.bus.clone(),
+            me: base.me().clone(),
+            counters: base.counters.clone(),
+            work,
+            capacity: base.limits.handler_queue,
+            concurrency: base.limits.handler_concurrency,
+        });
+        base.set_state(State::Running);
+        self.refresh_view(base);
+    }
+
+    fn handshake(&mut self, base: &mut Base, r: Received) {
+        match r.msg {
+            Control::Discover(m) => self.on_discover(base, &r.from, m),
+            Control::Request(m) => self.on_request(base, &r.from, m),
+            Control::Reject(m) => self.on_reject(base, &r.from, m),
+            other => base.drop_msg(
+                Counter::unexpected_message,
+                format_args!("a plugin does not handle {}", other.kind().name()),
+            ),
+        }
+    }
+
+    fn data(&mut self, base: &mut Base, d: Delivery) {
+        self.on_input(base, d);
+    }
+
+    fn command(&mut self, base: &mut Base, c: PluginCommand) {
+        match c {
+            PluginCommand::SetOperation(v) => self.set_operation(base, *v),
+            PluginCommand::RemoveOperation(name) => self.remove_operation(base, &name),
+        }
+    }
+
+    fn work(&mut self, base: &mut Base, w: PluginWork) {
+        match w {
+            PluginWork::HandlerDone { operation, connection } => {
+                if let Some(runner) = self.runner.clone()
+                    && let Some(op) = self.ops.iter_mut().find(|o| o.v.name == operation)
+                {
+                    let handler = op.v.handler.clone();
+                    op.pool.done(&connection, handler.as_ref(), &runner);
+                }
+                let n = self.in_flight_on(&connection);
+                base.finish_close(&connection, n);
+            }
+            PluginWork::SetupDone { key, result } => self.on_setup_done(base, key, result),
+            PluginWork::SendOffers { core, offer_ids } => {
+                if !base.stopping {
+                    self.send_offers(base, &core, &offer_ids);
+                }
+            }
+        }
+    }
+
+    fn idle(&mut self, base: &mut Base, now: Instant) {
+        for id in base.idle_connections(now) {
+            base.close_graceful(&id, CloseReason::Idle, None);
+        }
+    }
+
+    fn tick(&mut self, _base: &mut Base, _now: Instant) {}
+
+    fn react(&mut self, _base: &mut Base, _closed: Vec<Closed>, _dropped: Vec<Pending>) {}
+
+    fn settle(&mut self, base: &mut Base) {
+        if base.generation() != self.generation {
+            self.generation = base.generation();
+            self.refresh_view(base);
+            self.refresh_periodic(base);
+        }
+    }
+
+    fn in_flight(&self, id: &Uuid) -> usize {
+        self.in_flight_on(id)
+    }
+
+    fn begin_stop(&mut self, base: &mut Base) {
+        base.set_state(State::Stopping);
+        for key in base.pending.keys() {
+            self.drop_with_nla(base, &key, UnavailableReason::Stopping);
+        }
+        for (_, task) in self.periodic.drain() {
+            task.abort();
+        }
+        base.bump();
+    }
+}
