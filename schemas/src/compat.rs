@@ -25,9 +25,9 @@
 //! Two deliberate narrowings, to say true only where this crate's decoder then succeeds:
 //! a union field's default counts only when it matches the first branch (apache-avro 0.22
 //! applies it there, although Avro 1.12 accepts any branch), and a writer field read by alias
-//! is renamed once per writer type (see [`Resolution`]).
+//! is renamed once per writer type: the first mapping found wins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::Schema;
 use crate::canonical::Renames;
@@ -96,7 +96,10 @@ impl Checker<'_> {
         let ok = match (&w.kind, &r.kind) {
             (DefKind::Fixed(a), DefKind::Fixed(b)) => a == b,
             (DefKind::Enum { symbols: ws, .. }, DefKind::Enum { symbols: rs, default }) => {
-                default.is_some() || ws.iter().all(|s| rs.contains(s))
+                default.is_some() || {
+                    let known: HashSet<&String> = rs.iter().collect();
+                    ws.iter().all(|s| known.contains(s))
+                }
             }
             (DefKind::Record(wf), DefKind::Record(rf)) => self.record(wi, wf, rf),
             _ => false,
@@ -106,11 +109,12 @@ impl Checker<'_> {
     }
 
     fn record(&mut self, wi: usize, writer: &[Field], reader: &[Field]) -> bool {
+        let by_name: HashMap<&str, usize> = writer.iter().enumerate().map(|(k, f)| (f.name.as_str(), k)).collect();
         for rf in reader {
-            let found = writer
-                .iter()
-                .position(|wf| wf.name == rf.name)
-                .or_else(|| writer.iter().position(|wf| rf.aliases.contains(&wf.name)));
+            let found = by_name
+                .get(rf.name.as_str())
+                .or_else(|| rf.aliases.iter().find_map(|a| by_name.get(a.as_str())))
+                .copied();
             match found {
                 Some(k) => {
                     if !self.check(&writer[k].ty, &rf.ty) {

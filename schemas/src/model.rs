@@ -5,8 +5,9 @@
 //! Definitions are numbered in the order they appear in the text, which is also the order in
 //! which a depth-first walk first meets them: the canonical form relies on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use busline::envelope::MAX_MAX_ENVELOPE_SIZE;
 use serde_json::{Map, Value as Json};
 
 use crate::Error;
@@ -287,7 +288,7 @@ impl Parser {
 
     fn union(&mut self, branches: &[Json], ns: &str, depth: usize) -> Result<Type, Error> {
         let mut out = Vec::with_capacity(branches.len());
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for b in branches {
             let t = self.ty(b, ns, depth + 1)?;
             let key = match &t {
@@ -297,10 +298,9 @@ impl Parser {
                 Type::Map(_) => "map".to_owned(),
                 Type::Named(i) => self.defs[*i].full_name.clone(),
             };
-            if seen.contains(&key) {
+            if !seen.insert(key.clone()) {
                 return Err(invalid(format!("a union holds {key} twice")));
             }
-            seen.push(key);
             out.push(t);
         }
         Ok(Type::Union(out))
@@ -317,11 +317,13 @@ impl Parser {
                     Some(Json::Array(_)) => get_names(map, "symbols", &what)?,
                     _ => return Err(invalid(format!("{what}: \"symbols\" must be an array of names"))),
                 };
-                for (k, s) in symbols.iter().enumerate() {
+                // Sets, not scans: a hostile schema may hold thousands of symbols.
+                let mut seen = HashSet::new();
+                for s in &symbols {
                     if !is_name(s) {
                         return Err(invalid(format!("{what}: symbol {s:?} is not a valid Avro name")));
                     }
-                    if symbols[..k].contains(s) {
+                    if !seen.insert(s.as_str()) {
                         return Err(invalid(format!("{what}: symbol {s:?} appears twice")));
                     }
                 }
@@ -335,10 +337,17 @@ impl Parser {
             }
             "fixed" => {
                 let i = self.define(map, ns, DefKind::Fixed(0))?;
-                let size =
-                    map.get("size").and_then(Json::as_u64).and_then(|s| usize::try_from(s).ok()).ok_or_else(|| {
-                        invalid(format!("fixed {}: \"size\" must be a non-negative integer", self.defs[i].full_name))
-                    })?;
+                let what = format!("fixed {}", self.defs[i].full_name);
+                let size = map
+                    .get("size")
+                    .and_then(Json::as_u64)
+                    .and_then(|s| usize::try_from(s).ok())
+                    .ok_or_else(|| invalid(format!("{what}: \"size\" must be a non-negative integer")))?;
+                // apache-avro allocates a fixed's size before reading it: a size no envelope
+                // can carry must not reach it.
+                if size > MAX_MAX_ENVELOPE_SIZE {
+                    return Err(invalid(format!("{what}: size {size} exceeds 64 MiB, the largest envelope")));
+                }
                 self.defs[i].kind = DefKind::Fixed(size);
                 Ok(Type::Named(i))
             }
@@ -364,6 +373,7 @@ impl Parser {
             return Err(invalid(format!("{what}: \"fields\" must be an array")));
         };
         let mut fields: Vec<Field> = Vec::with_capacity(fields_json.len());
+        let mut names = HashSet::new();
         for f in fields_json {
             let Json::Object(f) = f else {
                 return Err(invalid(format!("{what}: every field must be an object")));
@@ -372,7 +382,7 @@ impl Parser {
             if !is_name(&name) {
                 return Err(invalid(format!("{what}: field name {name:?} is not a valid Avro name")));
             }
-            if fields.iter().any(|g| g.name == name) {
+            if !names.insert(name.clone()) {
                 return Err(invalid(format!("{what}: field {name:?} appears twice")));
             }
             let field_what = format!("field {}.{name}", self.defs[i].full_name);
@@ -471,6 +481,7 @@ mod tests {
             r#"{"type":"enum","name":"E","symbols":["A","A"]}"#,
             r#"{"type":"enum","name":"E","symbols":["A"],"default":"B"}"#,
             r#"{"type":"fixed","name":"F","size":"4"}"#,
+            r#"{"type":"fixed","name":"F","size":1000000000000}"#,
             r#"{"type":"fixed","name":"int","size":4}"#,
             r#"["int","int"]"#,
             r#"["int",["long"]]"#,
