@@ -238,8 +238,8 @@ impl Role for CoreRole {
 
     fn start(&mut self, base: &mut Base, _work: mpsc::Sender<Self::Work>) {
         self.epoch = Instant::now();
-        self.recompute(base);
         self.refresh_view(base);
+        self.recompute(base);
         self.maybe_discover(base, Instant::now());
     }
 
@@ -313,8 +313,9 @@ impl Role for CoreRole {
 
     fn settle(&mut self, base: &mut Base) {
         if base.generation() != self.generation {
-            self.recompute(base);
+            // The view first: a caller woken by COMPLIANT must find the connections in it.
             self.refresh_view(base);
+            self.recompute(base);
             self.maybe_discover(base, Instant::now());
         }
     }
