@@ -280,6 +280,27 @@ impl Data for Empty {
     }
 }
 
+/// Nothing at all, the NONE form: the output of a handler that returns nothing (no event is
+/// sent; a call's reply carries no output) or the input of a producer.
+impl Data for () {
+    fn spec() -> Result<SchemaSpec, Error> {
+        Ok(SchemaSpec::none())
+    }
+
+    fn to_optional_payload(&self) -> Result<Option<Payload>, Error> {
+        Ok(None)
+    }
+
+    fn from_payload(payload: Option<&Payload>, _writer: Option<&Schema>) -> Result<Self, Error> {
+        match payload {
+            None => Ok(()),
+            Some(_) => Err(Error::PayloadShape(
+                "a payload came where nothing was declared: the operation's spec is NONE on this side",
+            )),
+        }
+    }
+}
+
 /// A payload handed over undecoded: the ANY form of PROTOCOL.md §5.1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawPayload {

@@ -162,6 +162,36 @@ impl Model {
         visit(self, &self.root, &mut state).map(|i| self.defs[i].full_name.as_str())
     }
 
+    /// How deep a datum can nest: arrays, maps, unions and records count a level each.
+    ///
+    /// Not the text's nesting: named references let sibling definitions form a chain (each
+    /// record holding the previous one), so a short text can describe deep datums.
+    pub(crate) fn datum_depth(&self) -> usize {
+        // Definitions come before their references in the text, and the walk follows the
+        // text, so every reference meets a finished memo: the walk itself stays shallow.
+        fn depth(m: &Model, t: &Type, memo: &mut [Option<usize>]) -> usize {
+            match t {
+                Type::Prim(_) => 0,
+                Type::Array(t) | Type::Map(t) => 1 + depth(m, t, memo),
+                Type::Union(ts) => 1 + ts.iter().map(|t| depth(m, t, memo)).max().unwrap_or(0),
+                Type::Named(i) => {
+                    if let Some(d) = memo[*i] {
+                        return d;
+                    }
+                    // A cycle reads 0 here; recursive schemas are refused on their own.
+                    memo[*i] = Some(0);
+                    let d = match &m.defs[*i].kind {
+                        DefKind::Record(fields) => 1 + fields.iter().map(|f| depth(m, &f.ty, memo)).max().unwrap_or(0),
+                        _ => 0,
+                    };
+                    memo[*i] = Some(d);
+                    d
+                }
+            }
+        }
+        depth(self, &self.root, &mut vec![None; self.defs.len()])
+    }
+
     fn check_defaults(&self) -> Result<(), Error> {
         for def in &self.defs {
             if let DefKind::Record(fields) = &def.kind {

@@ -9,7 +9,7 @@ use busline::Fingerprint;
 use crate::Error;
 use crate::canonical::{self, Renames};
 use crate::limits::Limits;
-use crate::model::{Model, Prim, Type};
+use crate::model::{MAX_DEPTH, Model, Prim, Type};
 
 /// Namespaces only the protocol's own schemas may use (PROTOCOL.md §4).
 const RESERVED_NAMESPACES: [&str; 2] = ["orbitalis.protocol", "orbitalis.busline"];
@@ -36,8 +36,9 @@ impl Schema {
     /// Parses `text` as a payload schema under the default limits.
     ///
     /// Refused: invalid Avro, `"null"`, types in the reserved namespaces `orbitalis.protocol`
-    /// and `orbitalis.busline`, recursive types (PROTOCOL.md §5.4), types nested deeper than
-    /// 64 levels, and texts over E/16 (64 KiB by default).
+    /// and `orbitalis.busline`, recursive types (PROTOCOL.md §5.4), data nesting deeper than
+    /// 64 levels (arrays, maps, unions, records; through named references too), and texts over
+    /// E/16 (64 KiB by default).
     pub fn parse(text: &str) -> Result<Schema, Error> {
         Schema::parse_with_limits(text, &Limits::default())
     }
@@ -83,6 +84,12 @@ impl Schema {
         }
         if let Some(name) = model.recursive_type() {
             return Err(Error::RecursiveSchema { name: name.to_owned() });
+        }
+        let depth = model.datum_depth();
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "its data nest {depth} levels deep, more than {MAX_DEPTH}: apache-avro decodes without a depth limit, so flatten the schema"
+            )));
         }
         let avro =
             apache_avro::Schema::parse_str(text).map_err(|e| Error::invalid(format!("apache-avro refuses it: {e}")))?;
@@ -203,6 +210,27 @@ mod tests {
         assert!(
             Schema::protocol(r#"{"type":"record","name":"X","namespace":"orbitalis.protocol","fields":[]}"#).is_ok()
         );
+    }
+
+    #[test]
+    fn datum_depth_is_bounded_through_references() {
+        // Sibling definitions, each record holding the previous one: shallow text, deep data.
+        let chain = |n: usize| {
+            let mut fields = vec![r#"{"name":"f0","type":{"type":"record","name":"R0","fields":[]}}"#.to_owned()];
+            for k in 1..n {
+                fields.push(format!(
+                    r#"{{"name":"f{k}","type":{{"type":"record","name":"R{k}","fields":[{{"name":"x","type":"R{}"}}]}}}}"#,
+                    k - 1
+                ));
+            }
+            format!(r#"{{"type":"record","name":"Top","fields":[{}]}}"#, fields.join(","))
+        };
+        assert!(Schema::parse(&chain(MAX_DEPTH - 1)).is_ok());
+        let e = Schema::parse(&chain(MAX_DEPTH)).unwrap_err();
+        assert!(matches!(&e, Error::InvalidSchema { reason } if reason.contains("nest")), "{e}");
+        assert!(Schema::parse(&chain(1000)).is_err());
+        // The canonical form itself has no such bound.
+        assert!(crate::canonical::parsing_canonical_form(&chain(1000)).is_ok());
     }
 
     #[test]

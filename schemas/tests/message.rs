@@ -182,6 +182,15 @@ fn raw_payloads_pass_through() {
 }
 
 #[test]
+fn unit_is_none() {
+    assert!(<() as Data>::spec().unwrap().is_none());
+    assert_eq!(().to_optional_payload().unwrap(), None);
+    assert!(<() as Data>::from_payload(None, None).is_ok());
+    let p = Int64(1).to_payload().unwrap();
+    assert!(matches!(<() as Data>::from_payload(Some(&p), None), Err(Error::PayloadShape(_))));
+}
+
+#[test]
 fn garbage_in_the_trailing_position_is_refused() {
     let mut datum = reading().encode().unwrap().to_vec();
     datum.push(0);
