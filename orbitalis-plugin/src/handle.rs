@@ -100,6 +100,12 @@ impl PluginHandle {
         self.inner.rt.stop().await
     }
 
+    /// Kills the plugin at once, as a crash would: its task ends without telling anyone, and
+    /// remotes find out by liveness (PROTOCOL.md §6.7). For failure drills and tests.
+    pub fn abort(&self) {
+        self.inner.rt.abort()
+    }
+
     /// Suspends idle closes, keepalives and the tick hook.
     pub async fn pause(&self) -> Result<()> {
         self.inner.rt.send(Command::Pause).await

@@ -226,6 +226,26 @@ impl Operation {
         }
     }
 
+    /// An operation whose handler blocks or burns CPU: it runs on tokio's blocking pool
+    /// (`spawn_blocking`, PROTOCOL.md Y1), so it never stalls the runtime's workers, the
+    /// plugin's task or its keepalives.
+    pub fn blocking<I, O, F>(name: &str, handler: F) -> Self
+    where
+        I: Data,
+        O: Data,
+        F: Fn(I, OperationContext) -> Result<O, OperationError> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        Self::new(name, move |input: I, ctx: OperationContext| {
+            let handler = handler.clone();
+            async move {
+                tokio::task::spawn_blocking(move || handler(input, ctx))
+                    .await
+                    .unwrap_or_else(|e| Err(OperationError::new(format!("the blocking handler failed: {e}"))))
+            }
+        })
+    }
+
     /// A producer (NONE input) pushing `O` to every connected core each `period`, the first
     /// time when its first connection opens (PROTOCOL.md Y5).
     pub fn periodic<O, F, Fut>(name: &str, period: Duration, producer: F) -> Self

@@ -293,6 +293,16 @@ impl PluginRole {
     }
 }
 
+impl Drop for PluginRole {
+    /// A run that ends, even by abort, leaves no producer running and no stale view.
+    fn drop(&mut self) {
+        for (_, task) in self.periodic.drain() {
+            task.abort();
+        }
+        self.view.send_replace(Arc::new(PushView::default()));
+    }
+}
+
 impl Role for PluginRole {
     type Command = PluginCommand;
     type Work = PluginWork;

@@ -180,3 +180,4 @@ macro_rules! on_buses {
         )*
     };
 }
+pub mod faulty;

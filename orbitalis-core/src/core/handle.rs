@@ -138,6 +138,12 @@ impl CoreHandle {
         self.inner.rt.stop().await
     }
 
+    /// Kills the core at once, as a crash would: its task ends without telling anyone, and
+    /// remotes find out by liveness (PROTOCOL.md §6.7). For failure drills and tests.
+    pub fn abort(&self) {
+        self.inner.rt.abort()
+    }
+
     /// Suspends discovery, idle closes, keepalives and the tick hook (remotes will
     /// eventually consider a paused core dead).
     pub async fn pause(&self) -> Result<()> {

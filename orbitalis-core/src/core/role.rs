@@ -227,6 +227,13 @@ fn closing_optional(base: &Base, op: &str, req: &Resolved) -> usize {
     base.connections.for_operation(op).filter(|c| !c.is_open() && !req.is_mandatory(&c.remote)).count()
 }
 
+impl Drop for CoreRole {
+    /// A run that ends, even by abort, leaves handles a view that refuses to execute.
+    fn drop(&mut self) {
+        self.view.send_replace(Arc::new(ExecView::stopped()));
+    }
+}
+
 impl Role for CoreRole {
     type Command = CoreCommand;
     type Work = std::convert::Infallible;

@@ -15,6 +15,12 @@ use crate::error::{Error, Result};
 /// Capacity of the event broadcast; slow watchers see `Lagged` past it.
 pub const EVENT_CAPACITY: usize = 1024;
 
+/// The current run: its command queue and a way to kill its task.
+struct Slot<C> {
+    commands: mpsc::Sender<Command<C>>,
+    task: tokio::task::AbortHandle,
+}
+
 type Launcher<C> = Box<dyn Fn(watch::Sender<State>) -> BoxFuture<'static, Result<Running<C>>> + Send + Sync>;
 
 /// The shared core of a handle.
@@ -23,7 +29,7 @@ pub struct Runtime<C: Send + 'static> {
     state: watch::Sender<State>,
     events: broadcast::Sender<OrbiterEvent>,
     counters: Arc<Counters>,
-    run: Mutex<Option<mpsc::Sender<Command<C>>>>,
+    run: Mutex<Option<Slot<C>>>,
     start_lock: tokio::sync::Mutex<()>,
     launcher: Launcher<C>,
 }
@@ -59,7 +65,8 @@ impl<C: Send + 'static> Runtime<C> {
             return Err(Error::AlreadyRunning);
         }
         let running = (self.launcher)(self.state.clone()).await?;
-        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = Some(running.commands);
+        let slot = Slot { commands: running.commands, task: running.task.abort_handle() };
+        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
         Ok(())
     }
 
@@ -71,13 +78,22 @@ impl<C: Send + 'static> Runtime<C> {
             let _ = done.await;
         }
         let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
-        if run.as_ref().is_some_and(|r| r.same_channel(&tx)) {
+        if run.as_ref().is_some_and(|r| r.commands.same_channel(&tx)) {
             *run = None;
         }
     }
 
+    /// Kills the run at once, as a crash would: nothing is sent, remotes find out by
+    /// liveness (PROTOCOL.md §6.7). For failure drills and tests; use `stop` otherwise.
+    pub fn abort(&self) {
+        if let Some(slot) = self.run.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            slot.task.abort();
+            self.state.send_replace(State::Stopped);
+        }
+    }
+
     fn sender(&self) -> Option<mpsc::Sender<Command<C>>> {
-        self.run.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.run.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.commands.clone())
     }
 
     /// Sends a command, waiting for room.
