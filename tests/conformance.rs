@@ -55,3 +55,11 @@ conformance!(
     invalid_names,
     closed,
 );
+
+#[cfg(feature = "nats")]
+#[path = "conformance/nats.rs"]
+mod nats_only;
+
+#[cfg(feature = "mqtt")]
+#[path = "conformance/mqtt.rs"]
+mod mqtt_only;

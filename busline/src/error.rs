@@ -91,6 +91,7 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg_attr(not(any(feature = "nats", feature = "mqtt")), allow(dead_code))]
     pub(crate) fn transport(e: impl Into<BoxError>) -> Self {
         Error::Transport(e.into())
     }

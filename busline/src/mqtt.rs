@@ -30,6 +30,11 @@
 //! flooding 10,000 events at a subscriber on a loaded machine lost events in 3 of 30 runs with
 //! QoS 1 subscriptions and in none of 30 with QoS 0.
 //!
+//! QoS 2 publishing is refused ([`Error::Config`]): Mosquitto keeps at most
+//! `max_inflight_messages` (20) unfinished incoming QoS 2 messages per client and drops the
+//! ones a client pipelines beyond that after acknowledging them (PUBREC), so QoS 2 lost
+//! events that QoS 1 delivers. Subscriptions may ask for QoS 2.
+//!
 //! **Reconnection.** The driving task reconnects with a backoff (100 ms doubling to 5 s).
 //! After every CONNACK it subscribes again to every live filter before anything else is sent
 //! (the broker forgot them: clean session), then sends the publishes that never left before
@@ -126,7 +131,8 @@ impl MqttBusOptions {
         self
     }
 
-    /// Sets the QoS of [`publish`](Transport::publish) (default QoS 1, PROTOCOL.md §2.5).
+    /// Sets the QoS of [`publish`](Transport::publish): QoS 1 (default, PROTOCOL.md §2.5) or 0;
+    /// QoS 2 is refused when connecting, see the module documentation.
     pub fn qos(mut self, qos: QoS) -> Self {
         self.qos = qos;
         self
@@ -165,6 +171,7 @@ impl MqttBusOptions {
     /// envelope; everything else is kept.
     pub async fn connect_with(self, mut options: MqttOptions) -> Result<MqttBus, Error> {
         let max = check_max_envelope_size(self.max_envelope_size)?;
+        check_publish_qos(self.qos)?;
         let (host, port) = options.broker_address();
         let url = format!("mqtt://{host}:{port}");
         options.set_clean_session(true);
@@ -213,6 +220,15 @@ impl MqttBusOptions {
         let driver = tokio::spawn(Driver::new(shared.clone()).run(eventloop));
         Ok(MqttBus { inner: Arc::new(Handle { shared, driver: Mutex::new(Some(driver)) }) })
     }
+}
+
+fn check_publish_qos(qos: QoS) -> Result<(), Error> {
+    if qos == QoS::ExactlyOnce {
+        return Err(Error::Config(
+            "MqttBus does not publish at QoS 2: brokers such as Mosquitto drop QoS 2 messages past their in-flight limit; use QoS 1 (duplicates are dropped by id)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_url(url: &str) -> Result<(String, u16), Error> {
@@ -308,7 +324,7 @@ struct Shared {
     control: mpsc::UnboundedSender<Control>,
     /// Publishes handed to the client.
     issued: AtomicU64,
-    /// Publishes acknowledged by the broker (QoS 1: PUBACK, QoS 2: PUBREC), written (QoS 0),
+    /// Publishes acknowledged by the broker (QoS 1: PUBACK), written (QoS 0),
     /// or lost with a connection.
     settled: watch::Sender<u64>,
     /// Wakes the driver out of its reconnection backoff when the bus closes.
@@ -381,6 +397,7 @@ impl Shared {
 
     async fn publish_qos(&self, topic: &Topic, event: &Event, qos: QoS) -> Result<(), Error> {
         self.check_open()?;
+        check_publish_qos(qos)?;
         event.check_size(self.max_envelope_size)?;
         let topic = topic.as_str().replace('.', "/");
         self.client.publish_bytes(topic, qos, false, event.encode()).await.map_err(|_| Error::Closed)?;
@@ -435,7 +452,7 @@ impl MqttBus {
     }
 
     /// Publishes at a given QoS instead of the bus's default (for example control at QoS 1
-    /// and data at QoS 0).
+    /// and data at QoS 0); QoS 2 is [`Error::Config`].
     pub async fn publish_with_qos(&self, topic: &Topic, event: &Event, qos: QoS) -> Result<(), Error> {
         self.inner.shared.publish_qos(topic, event, qos).await
     }
@@ -497,7 +514,7 @@ impl Transport for MqttBus {
     }
 
     /// Waits until every publish made before the call is acknowledged by the broker (QoS 1:
-    /// PUBACK; QoS 2: PUBREC), written to the connection (QoS 0), or lost with a dropped
+    /// PUBACK), written to the connection (QoS 0), or lost with a dropped
     /// connection. While the broker is unreachable this waits for the reconnection.
     async fn flush(&self) -> Result<(), Error> {
         let shared = &self.inner.shared;
@@ -655,7 +672,7 @@ impl Driver {
         match packet {
             Packet::Publish(publish) => self.deliver(&publish.topic, &publish.payload),
             Packet::SubAck(ack) => self.suback(ack.pkid, &ack.return_codes),
-            Packet::PubAck(_) | Packet::PubRec(_) => self.shared.settle(1),
+            Packet::PubAck(_) => self.shared.settle(1),
             Packet::ConnAck(_) => self.connected(eventloop),
             _ => {}
         }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

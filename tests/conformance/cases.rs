@@ -152,7 +152,7 @@ pub async fn ordering(h: Harness) {
 pub async fn many_subscribers(h: Harness) {
     const N: u32 = 200;
     let (first, second, publisher) = (h.bus().await, h.bus().await, h.bus().await);
-    let mut subs = vec![
+    let mut subs = [
         subscribe(&first, &h.pattern("m.x"), raw(1024)).await,
         subscribe(&first, &h.pattern("m.x"), raw(1024)).await,
         subscribe(&first, &h.pattern("m.*"), raw(1024)).await,
