@@ -202,11 +202,13 @@ impl<R: Role> Orbiter<R> {
                 biased;
                 Some(d) = self.control.next() => self.control(d),
                 Some(w) = self.work.recv() => self.role.work(&mut self.base, w),
-                Some(d) = self.data.next() => self.role.data(&mut self.base, d),
+                // Commands before data: a call registers before its input is published, so
+                // its registration is queued before its reply can exist.
                 c = self.commands.recv(), if commands_open => match c {
                     Some(c) => self.command(c, &mut stop_waiters),
                     None => commands_open = false,
                 },
+                Some(d) = self.data.next() => self.role.data(&mut self.base, d),
                 _ = sleep_until(next_tick) => {
                     self.tick();
                     next_tick = Instant::now() + tick;
