@@ -7,17 +7,19 @@
 //! **Broker subscriptions.** Local subscriptions share broker subscriptions: one SUBSCRIBE per
 //! distinct filter, one UNSUBSCRIBE when the last local subscription of that filter is
 //! dropped. Each message is decoded once and handed to every local subscription whose pattern
-//! matches its topic. Brokers may send a client one copy per matching filter when filters
-//! overlap (`a/+` and `a/#`); such copies of one event are handed over once.
-//! [`subscribe`](Transport::subscribe_with) returns once the broker acknowledged the filter
-//! (SUBACK); a failure code (`0x80`, an ACL refusal) is [`Error::SubscribeRefused`].
+//! matches its topic. MQTT 3.1.1 lets a broker send a client one copy per matching filter when
+//! filters overlap (`a/+` and `a/#`; Mosquitto 2.0 sends one); such copies of one event are
+//! handed over once. [`subscribe`](Transport::subscribe_with) returns once the broker
+//! acknowledged the filter (SUBACK); a failure code (`0x80`) is [`Error::SubscribeRefused`].
+//! (Mosquitto 2.0's `acl_file` grants every SUBSCRIBE and filters deliveries instead; its
+//! dynamic-security plugin refuses with `0x80`.)
 //!
 //! **Queues.** One task drives the connection and never waits on a subscriber: each
 //! subscription has its own queue of [`SubscribeOptions::capacity`] events, and an event for
 //! a full queue is dropped, counted in `dropped` and logged. MQTT's own flow control works
 //! between this client and the broker only: a broker holding more messages for a client than
-//! its limits allow (Mosquitto's `max_queued_messages`, 1,000 by default, and any QoS 0
-//! message it cannot write at once) drops them without telling the client.
+//! its limits allow (Mosquitto: `max_queued_messages`, 1,000 by default, messages waiting for
+//! the client) drops them without telling the client.
 //!
 //! **Delivery.** Clean session, `retain = false`, publishes at [`MqttBusOptions::qos`] (QoS 1
 //! by default: the broker acknowledges each publish, which paces the publisher). The broker
@@ -38,9 +40,10 @@
 //! **Reconnection.** The driving task reconnects with a backoff (100 ms doubling to 5 s).
 //! After every CONNACK it subscribes again to every live filter before anything else is sent
 //! (the broker forgot them: clean session), then sends the publishes that never left before
-//! the connection dropped; publishes sent but not acknowledged on the lost connection are
-//! lost (at-least-once holds per connection, PROTOCOL.md §2.5). `reconnects` counts the
-//! CONNACKs after the first.
+//! the connection dropped (QoS 1 ones up to the client's in-flight window, 100 by default;
+//! the rest is lost and logged), then what was published while disconnected. Publishes sent
+//! but not acknowledged on the lost connection are lost (at-least-once holds per connection,
+//! PROTOCOL.md §2.5). `reconnects` counts the CONNACKs after the first.
 //!
 //! **Closing.** [`close`](Transport::close) sends what was queued, then DISCONNECT. Dropping
 //! the last handle of the bus closes it the same way; its subscriptions then end.
@@ -768,8 +771,42 @@ impl Driver {
             eventloop.pending.push_front(Request::Subscribe(request));
             table.unsent.push_front(filters);
         }
-        eventloop.pending.extend(self.unsent_publishes.drain(..));
-        shared.state.store(STATE_CONNECTED, Relaxed);
+        drop(table);
+        self.resend_unsent(eventloop);
+        self.shared.state.store(STATE_CONNECTED, Relaxed);
+    }
+
+    /// Queues the publishes that never left, ahead of the client's queue so order holds.
+    ///
+    /// rumqttc sends `pending` without checking its in-flight window, and past the window
+    /// packet ids collide and a publish can be lost inside the client; so at most a window's
+    /// worth of QoS 1 publishes goes back, and the rest counts as lost (at-most-once across a
+    /// reconnection, PROTOCOL.md §2.5).
+    fn resend_unsent(&mut self, eventloop: &mut EventLoop) {
+        let mut room = usize::from(eventloop.mqtt_options.inflight()).saturating_sub(1);
+        let mut lost = 0u64;
+        for request in self.unsent_publishes.drain(..) {
+            match &request {
+                Request::Publish(p) if p.qos != QoS::AtMostOnce => {
+                    if room == 0 {
+                        lost += 1;
+                        continue;
+                    }
+                    room -= 1;
+                }
+                _ => {}
+            }
+            eventloop.pending.push_back(request);
+        }
+        if lost > 0 {
+            self.shared.settle(lost);
+            tracing::warn!(
+                target: "orbitalis::busline",
+                broker = self.shared.url,
+                lost,
+                "publishes queued when the connection dropped were not sent"
+            );
+        }
     }
 
     fn disconnected(&mut self, error: &ConnectionError, eventloop: &mut EventLoop) {

@@ -28,7 +28,17 @@
 //!
 //! **Reconnection.** async-nats reconnects by itself and re-sends every live subscription
 //! before anything published after the reconnection, so subscriptions survive a server
-//! restart. `reconnects` counts the connections after the first.
+//! restart. Publishes made while disconnected wait in the client and go out afterwards.
+//! `reconnects` counts the connections after the first.
+//!
+//! **Closing.** [`close`](Transport::close) ends every subscription of the bus, waits (5 s at
+//! most) for what was published to be written, then drains and closes the connection, unless
+//! the bus was made [`from_client`](NatsBus::from_client), whose connection stays open.
+//! Dropping every handle of the bus without closing it leaves live subscriptions working.
+//!
+//! **Limits.** A SUB the server refuses for lack of permission is reported by the server as an
+//! error event, not to the subscriber: `subscribe` still succeeds and the subscription stays
+//! silent. async-nats logs the server's error.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -135,8 +145,8 @@ impl NatsBusOptions {
 
 fn count_event(counters: &Counters, event: &async_nats::Event) {
     if let async_nats::Event::SlowConsumer(sid) = event {
-        counters.incr(Counter::slow_consumer);
         counters.drop_event(Counter::dropped, &format_args!("the NATS client dropped a message for subscriber {sid}"));
+        counters.incr(Counter::slow_consumer);
     }
 }
 
