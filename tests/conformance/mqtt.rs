@@ -162,3 +162,19 @@ async fn every_qos_delivers_and_flushes() {
     }
     assert!(matches!(MqttBusOptions::new().qos(QoS::ExactlyOnce).connect(&url).await, Err(Error::Config(_))));
 }
+
+/// Dropping the last handle of an `MqttBus` closes it: its subscriptions end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_closes_the_bus() {
+    let h = Harness::new(Kind::Mqtt);
+    let bus: Bus = mqtt_bus().await.into();
+    let mut sub = bus.subscribe(&h.pattern("d")).await.expect("subscribe");
+    let clone = bus.clone();
+    drop(bus);
+    assert_eq!(clone.connection_state(), busline::ConnectionState::Connected, "a clone keeps it open");
+    drop(clone);
+    match tokio::time::timeout(crate::common::WAIT, sub.recv()).await {
+        Ok(None) => {}
+        other => panic!("the subscription of a dropped bus gave {other:?}"),
+    }
+}

@@ -125,3 +125,16 @@ async fn a_bus_over_a_callers_client() {
     client.publish(h.topic("own").to_string(), Bytes::new()).await.expect("the client still publishes");
     client.flush().await.expect("the client still flushes");
 }
+
+/// Subscriptions of a `NatsBus` outlive its handles (the connection stays while they live).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_outlive_the_bus_handles() {
+    let h = Harness::new(Kind::Nats);
+    let bus: Bus = nats_bus().await.into();
+    let mut sub = bus.subscribe(&h.pattern("d")).await.expect("subscribe");
+    drop(bus);
+    let publisher: Bus = nats_bus().await.into();
+    let e = event();
+    publisher.publish(&h.topic("d"), &e).await.expect("publish");
+    assert_eq!(recv_on(&publisher, &mut sub).await.event, e);
+}
