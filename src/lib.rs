@@ -44,6 +44,7 @@ pub use orbitalis_core::{
     Lists, OrbiterEvent, PendingInfo, Requirement, Result, Selector, Sink, SinkContext, State, Strategy, Target,
     Timing,
 };
+pub use orbitalis_macros::{Message, core, hook, operation, plugin, sink};
 pub use orbitalis_plugin::{Operation, OperationContext, OperationError, Plugin, PluginBuilder, PluginHandle, Policy};
 pub use orbitalis_schemas::{
     self as schemas, Bool, BytesMessage, Data, Empty, Float32, Float64, Int32, Int64, Message, RawPayload, Schema,
@@ -55,6 +56,13 @@ pub mod prelude {
     pub use crate::{
         Bool, Bus, BytesMessage, Core, CoreBuilder, CoreHandle, Data, Empty, Float32, Float64, Int32, Int64, LocalBus,
         Message, Operation, OperationContext, OperationError, OrbiterEvent, Plugin, PluginBuilder, PluginHandle,
-        Policy, Requirement, Sink, SinkContext, State, StringMessage, Target,
+        Policy, Requirement, Sink, SinkContext, State, StringMessage, Target, core, hook, operation, plugin, sink,
     };
+}
+
+/// What the macros' expansions name besides the public API; not part of it.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use bytes::Bytes;
 }
