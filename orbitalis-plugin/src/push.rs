@@ -6,21 +6,31 @@ use std::sync::Arc;
 
 use busline::{Bus, Event, Identifier, Payload, Topic};
 use orbitalis_core::Error;
+use orbitalis_core::orbiter::usage::ConnStats;
 use orbitalis_schemas::{Data, SchemaSpec};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// An OPEN connection outputs may be pushed on.
 #[derive(Clone, Debug)]
 pub(crate) struct Outlet {
     pub topic: Topic,
     pub n_out: SchemaSpec,
+    pub stats: Arc<ConnStats>,
 }
 
 /// Per operation, its OPEN connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PushView {
     pub running: bool,
+    pub epoch: Instant,
     pub ops: HashMap<Identifier, Vec<Outlet>>,
+}
+
+impl Default for PushView {
+    fn default() -> Self {
+        PushView { running: false, epoch: Instant::now(), ops: HashMap::new() }
+    }
 }
 
 /// Publishes outputs on every OPEN connection of an operation. Cheap to clone.
@@ -56,6 +66,7 @@ impl Pusher {
             let mut event = Event::new(self.me.clone());
             event.payload = payload.clone();
             self.bus.publish(&o.topic, &event).await?;
+            o.stats.touch(view.epoch);
             sent += 1;
         }
         Ok(sent)

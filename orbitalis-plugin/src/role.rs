@@ -11,6 +11,7 @@ use orbitalis_core::orbiter::events::State;
 use orbitalis_core::orbiter::pending::Pending;
 use orbitalis_core::orbiter::receive::Received;
 use orbitalis_core::orbiter::task::Role;
+use orbitalis_core::orbiter::usage::Usage;
 use orbitalis_core::topics::Kind;
 use orbitalis_schemas::protocol::{
     CloseReason, Control, ErrorKind, OperationNoLongerAvailable, Role as WireRole, UnavailableReason,
@@ -73,6 +74,7 @@ pub(crate) struct PluginRole {
     view: watch::Sender<Arc<PushView>>,
     pusher: Pusher,
     periodic: HashMap<Identifier, JoinHandle<()>>,
+    usage: Usage,
     generation: u64,
 }
 
@@ -90,22 +92,25 @@ impl PluginRole {
             view,
             pusher,
             periodic: HashMap::new(),
+            usage: Usage::default(),
             generation: u64::MAX,
         }
     }
 
-    fn refresh_view(&self, base: &Base) {
+    fn refresh_view(&mut self, base: &Base) {
         let mut ops: HashMap<Identifier, Vec<Outlet>> = HashMap::new();
         for op in &self.ops {
             let outlets = base
                 .connections
                 .for_operation(&op.v.name)
                 .filter(|c| c.is_open())
-                .map(|c| Outlet { topic: c.output_topic.clone(), n_out: c.n_out.clone() })
+                .map(|c| Outlet { topic: c.output_topic.clone(), n_out: c.n_out.clone(), stats: self.usage.of(c.id) })
                 .collect();
             ops.insert(op.v.name.clone(), outlets);
         }
-        self.view.send_replace(Arc::new(PushView { running: !base.stopping, ops }));
+        self.usage.retain(base);
+        let view = PushView { running: !base.stopping, epoch: self.usage.epoch(), ops };
+        self.view.send_replace(Arc::new(view));
     }
 
     /// Y5: a periodic operation runs while it has an OPEN connection.
@@ -313,6 +318,7 @@ impl Role for PluginRole {
     const DATA: Kind = Kind::In;
 
     fn start(&mut self, base: &mut Base, work: mpsc::Sender<PluginWork>) {
+        self.usage = Usage::default();
         self.runner = Some(Runner {
             bus: base.bus.clone(),
             me: base.me().clone(),
@@ -357,6 +363,10 @@ impl Role for PluginRole {
                     let handler = op.v.handler.clone();
                     op.pool.done(&connection, handler.as_ref(), &runner);
                 }
+                // The run's output or reply went out on the connection: a use (§7.4).
+                if let Some(c) = base.connections.get_mut(&connection) {
+                    c.last_use = Instant::now();
+                }
                 let n = self.in_flight_on(&connection);
                 base.finish_close(&connection, n);
             }
@@ -370,6 +380,7 @@ impl Role for PluginRole {
     }
 
     fn idle(&mut self, base: &mut Base, now: Instant) {
+        self.usage.sync(base);
         for id in base.idle_connections(now) {
             base.close_graceful(&id, CloseReason::Idle, None);
         }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use busline::{Fingerprint, Identifier, Topic};
 use orbitalis_schemas::SchemaSpec;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::orbiter::usage::ConnStats;
 
 /// How `Target::AnyWith` picks one candidate.
 #[derive(Clone, Default)]
@@ -76,14 +77,6 @@ impl Target {
     pub fn plugin(id: impl AsRef<str>) -> Result<Target> {
         Ok(Target::Plugin(Identifier::new(id)?))
     }
-}
-
-/// Per-connection figures shared between the task and handles.
-#[derive(Debug, Default)]
-pub(crate) struct ConnStats {
-    /// Milliseconds since the run's epoch of the last use by a handle.
-    pub last_use_ms: AtomicU64,
-    pub outstanding: AtomicUsize,
 }
 
 /// An OPEN connection a handle may send on.

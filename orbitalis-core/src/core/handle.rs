@@ -193,8 +193,7 @@ impl CoreHandle {
     }
 
     fn touch(view: &ExecView, c: &Candidate) {
-        let ms = Instant::now().saturating_duration_since(view.epoch).as_millis() as u64;
-        c.stats.last_use_ms.fetch_max(ms, Relaxed);
+        c.stats.touch(view.epoch);
     }
 
     /// Fire-and-forget (X1): sends `input` to the target's candidates and returns their

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::call::{CallOutcome, WaitingCall};
 use super::compliance::{compliant, counts};
-use super::execute::{Candidate, ConnStats, ExecView, OpView};
+use super::execute::{Candidate, ExecView, OpView};
 use super::requirement::Resolved;
 use super::sink::{Sink, SinkQueue};
 use crate::orbiter::base::{Base, Closed};
@@ -22,6 +22,7 @@ use crate::orbiter::events::State;
 use crate::orbiter::pending::Pending;
 use crate::orbiter::receive::Received;
 use crate::orbiter::task::Role;
+use crate::orbiter::usage::Usage;
 use crate::topics::Kind;
 
 /// A computed setup-data hook (C1g), run on the orbiter task.
@@ -65,8 +66,7 @@ pub(crate) struct CoreRole {
     pub last_discover: Option<Instant>,
     pub setup_hook: SetupHook,
     view: watch::Sender<Arc<ExecView>>,
-    stats: HashMap<Uuid, Arc<ConnStats>>,
-    epoch: Instant,
+    usage: Usage,
     generation: u64,
 }
 
@@ -87,8 +87,7 @@ impl CoreRole {
             last_discover: None,
             setup_hook,
             view,
-            stats: HashMap::new(),
-            epoch: Instant::now(),
+            usage: Usage::default(),
             generation: u64::MAX,
         }
     }
@@ -140,27 +139,16 @@ impl CoreRole {
                     id: c.id,
                     topic: c.input_topic.clone(),
                     n_in: c.n_in.clone(),
-                    stats: self.stats.entry(c.id).or_default().clone(),
+                    stats: self.usage.of(c.id),
                 })
                 .collect();
             candidates.sort_by(|a, b| a.plugin.as_bytes().cmp(b.plugin.as_bytes()));
             ops.insert(r.operation.clone(), OpView { candidates, cursor: r.cursor.clone() });
         }
-        self.stats.retain(|id, _| base.connections.get(id).is_some());
+        self.usage.retain(base);
         let running = !base.stopping;
-        self.view.send_replace(Arc::new(ExecView { running, epoch: self.epoch, ops, waiting: self.waiting.clone() }));
-    }
-
-    /// Copies the handles' last uses into the connections (E2 reads them there).
-    fn sync_last_use(&self, base: &mut Base) {
-        for (id, s) in &self.stats {
-            let t = self.epoch + std::time::Duration::from_millis(s.last_use_ms.load(Relaxed));
-            if let Some(c) = base.connections.get_mut(id)
-                && t > c.last_use
-            {
-                c.last_use = t;
-            }
-        }
+        let epoch = self.usage.epoch();
+        self.view.send_replace(Arc::new(ExecView { running, epoch, ops, waiting: self.waiting.clone() }));
     }
 
     fn set_requirement(&mut self, base: &mut Base, operation: Identifier, req: Option<Box<Resolved>>) {
@@ -244,7 +232,7 @@ impl Role for CoreRole {
     const DATA: Kind = Kind::Out;
 
     fn start(&mut self, base: &mut Base, _work: mpsc::Sender<Self::Work>) {
-        self.epoch = Instant::now();
+        self.usage = Usage::default();
         self.refresh_view(base);
         self.recompute(base);
         self.maybe_discover(base, Instant::now());
@@ -295,7 +283,7 @@ impl Role for CoreRole {
     }
 
     fn idle(&mut self, base: &mut Base, now: Instant) {
-        self.sync_last_use(base);
+        self.usage.sync(base);
         for id in base.idle_connections(now) {
             let Some(c) = base.connections.get(&id) else { continue };
             let Some(r) = self.reqs.iter().find(|r| r.operation == c.operation) else { continue };

@@ -205,6 +205,7 @@ impl Base {
         let Some(conn) = self.connections.remove(id) else {
             return false;
         };
+        let _span = tracing::debug_span!(target: "orbitalis", "close", connection = %id).entered();
         tracing::debug!(target: "orbitalis", orbiter = %self.me(), connection = %conn.id, operation = %conn.operation, remote = %conn.remote, ?reason, by_remote, "connection closed");
         self.counters.incr(Counter::connections_closed);
         let data = conn.closing.as_ref().and_then(|c| c.remote_data.clone());

@@ -86,7 +86,8 @@ impl Base {
 
     /// K4: closes everything shared with a dead remote, telling it best effort, and forgets it.
     pub fn remote_dead(&mut self, remote: &Identifier) {
-        tracing::info!(target: "orbitalis", orbiter = %self.me(), %remote, "remote dead");
+        let _span = tracing::info_span!(target: "orbitalis", "death", orbiter = %self.me(), %remote).entered();
+        tracing::info!(target: "orbitalis", "remote dead");
         self.counters.incr(Counter::remotes_dead);
         self.remote_gone(remote, CloseReason::PeerDead, true);
         self.peers.remove(remote);

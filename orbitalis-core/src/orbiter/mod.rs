@@ -18,3 +18,4 @@ pub mod pending;
 pub mod receive;
 pub mod runtime;
 pub mod task;
+pub mod usage;

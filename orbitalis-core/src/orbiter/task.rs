@@ -224,6 +224,8 @@ impl<R: Role> Orbiter<R> {
             return;
         };
         let from = r.from.clone();
+        // One span per handshake step, close or liveness message, named by its kind.
+        let _span = tracing::debug_span!(target: "orbitalis", "control", orbiter = %self.base.me(), remote = %from, message = r.msg.kind().name()).entered();
         match r.msg {
             Control::Keepalive(ka) => self.base.on_keepalive(&from, ka),
             Control::KeepaliveRequest(_) => self.base.on_keepalive_request(&from),
