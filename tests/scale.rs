@@ -66,9 +66,8 @@ impl Tally {
                     self.dead += 1;
                 }
                 OrbiterEvent::RemoteRestarted(id) => {
-                    if unnoticed.insert(id.to_string(), false).unwrap_or(false) {
-                        self.restarted_after_crash += 1;
-                    }
+                    let crashed = unnoticed.insert(id.to_string(), false).unwrap_or(false);
+                    self.restarted_after_crash += u64::from(crashed);
                 }
                 OrbiterEvent::StateChanged { new: State::Stopped, .. } => panic!("the core stopped"),
                 _ => {}

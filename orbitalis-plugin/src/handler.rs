@@ -50,14 +50,14 @@ impl Pool {
         self.per_connection.get(connection).copied().unwrap_or(0)
     }
 
-    /// Queues `job`, or refuses it (returned) when the operation's queue or the
-    /// connection's share is full.
-    pub fn submit(&mut self, job: Job, handler: &Arc<HandlerFn>, r: &Runner, connections: usize) -> Result<(), Job> {
+    /// Queues `job`, or refuses it (`false`) when the operation's queue or the connection's
+    /// share is full.
+    pub fn submit(&mut self, job: Job, handler: &Arc<HandlerFn>, r: &Runner, connections: usize) -> bool {
         let conn = job.invocation.context.connection;
         let share = 64.max(r.capacity / connections.max(1));
         let mine = self.in_flight(&conn);
         if self.queue.len() >= r.capacity || mine >= share {
-            return Err(job);
+            return false;
         }
         *self.per_connection.entry(conn).or_default() += 1;
         if self.running < r.concurrency {
@@ -66,7 +66,7 @@ impl Pool {
         } else {
             self.queue.push_back(job);
         }
-        Ok(())
+        true
     }
 
     /// A run on `connection` ended: start the next queued job.

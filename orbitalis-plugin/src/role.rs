@@ -214,7 +214,7 @@ impl PluginRole {
             output_topic: output_topic.clone(),
             n_out,
         };
-        if op.pool.submit(job, &handler, &runner, connections).is_err() {
+        if !op.pool.submit(job, &handler, &runner, connections) {
             reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
         }
     }

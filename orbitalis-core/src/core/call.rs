@@ -101,7 +101,7 @@ impl CoreRole {
         }
         match d.event.correlation_id {
             Some(k) => self.on_reply(base, k, id, routed_pending, &n_out, d.event.payload),
-            None => self.to_sink(base, &n_out, d.event.payload, operation, sender, id),
+            None => self.deliver_to_sink(base, &n_out, d.event.payload, operation, sender, id),
         }
     }
 
@@ -155,7 +155,7 @@ impl CoreRole {
         base.finish_close(&connection, n);
     }
 
-    fn to_sink(
+    fn deliver_to_sink(
         &mut self,
         base: &mut Base,
         n_out: &SchemaSpec,

@@ -68,6 +68,10 @@ impl Acquaintances {
         self.map.remove(id)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -117,7 +117,7 @@ impl Base {
 
     fn publish(&self, topic: Topic, msg: &Control) -> bool {
         let event = Event::new(self.me().clone()).with_payload(msg.to_payload());
-        if self.out.send(topic, event).is_err() {
+        if !self.out.send(topic, event) {
             self.drop_msg(Counter::publish_failed, format_args!("outbound queue full or closed"));
             return false;
         }

@@ -33,8 +33,8 @@ impl Outbound {
         (Outbound { tx }, writer)
     }
 
-    /// Queues a publish; fails at once when the queue is full or the writer is gone.
-    pub fn send(&self, topic: Topic, event: Event) -> Result<(), ()> {
-        self.tx.try_send((topic, event)).map_err(|_| ())
+    /// Queues a publish; `false` at once when the queue is full or the writer is gone.
+    pub fn send(&self, topic: Topic, event: Event) -> bool {
+        self.tx.try_send((topic, event)).is_ok()
     }
 }

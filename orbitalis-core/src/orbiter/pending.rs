@@ -93,6 +93,10 @@ impl PendingTable {
         Some(p)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
