@@ -6,7 +6,7 @@ use busline::Identifier;
 use bytes::Bytes;
 use orbitalis_core::orbiter::runtime::Runtime;
 use orbitalis_core::orbiter::task::Command;
-use orbitalis_core::{ConnectionInfo, CounterSnapshot, OrbiterEvent, PendingInfo, Result, State};
+use orbitalis_core::{ConnectionInfo, CounterSnapshot, Error, OrbiterEvent, PendingInfo, Result, State};
 use orbitalis_schemas::Data;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
@@ -118,6 +118,10 @@ impl PluginHandle {
 
     /// Closes a connection, gracefully or at once; whether such an OPEN one existed.
     pub async fn close_connection(&self, id: Uuid, graceful: bool, data: Option<Bytes>) -> Result<bool> {
+        let max = self.inner.schema_limits.max_close_data();
+        if data.as_ref().is_some_and(|d| d.len() > max) {
+            return Err(Error::InvalidArgument(format!("close data is limited to {max} bytes (E/16)")));
+        }
         self.inner.rt.ask(|reply| Command::Close { id, graceful, data, reply }).await
     }
 

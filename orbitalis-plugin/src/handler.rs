@@ -22,7 +22,7 @@ pub(crate) struct Job {
     pub invocation: Invocation,
     pub correlation: Option<Uuid>,
     pub output_topic: Topic,
-    pub n_out: SchemaSpec,
+    pub n_out: Arc<SchemaSpec>,
 }
 
 /// The queue and running count of one operation.

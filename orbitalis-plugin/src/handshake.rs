@@ -1,5 +1,7 @@
 //! The plugin's side of the handshake (PROTOCOL.md §6.3, P1-P3).
 
+use std::sync::Arc;
+
 use busline::Identifier;
 use orbitalis_core::orbiter::base::Base;
 use orbitalis_core::orbiter::connection::Connection;
@@ -277,8 +279,8 @@ impl PluginRole {
             operation: p.operation,
             remote: p.remote,
             offer_id: p.offer_id,
-            n_in: p.n_in,
-            n_out: p.n_out,
+            n_in: Arc::new(p.n_in),
+            n_out: Arc::new(p.n_out),
             setup_data: p.setup_data,
             created: now,
             created_us: busline::envelope::now_us(),

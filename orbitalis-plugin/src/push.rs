@@ -15,7 +15,7 @@ use tokio::time::Instant;
 #[derive(Clone, Debug)]
 pub(crate) struct Outlet {
     pub topic: Topic,
-    pub n_out: SchemaSpec,
+    pub n_out: Arc<SchemaSpec>,
     pub stats: Arc<ConnStats>,
 }
 

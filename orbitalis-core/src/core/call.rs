@@ -1,7 +1,9 @@
 //! Outputs on the core (PROTOCOL.md §7.2 X2-X3, §5.3): call replies to their waiting call,
 //! other outputs to the operation's sink.
 
-use busline::{Delivery, Payload};
+use std::sync::Arc;
+
+use busline::{Delivery, Identifier, Payload};
 use orbitalis_schemas::protocol::{CloseReason, ErrorKind, OperationError, OperationResult, ProtocolMessage};
 use orbitalis_schemas::{Schema, SchemaSpec};
 use tokio::sync::oneshot;
@@ -83,10 +85,14 @@ impl CoreRole {
         let Some((operation, id)) = parsed.data else { return };
         let sender = parsed.sender;
         // Check 6: a connection of that operation with that sender, or a pending request (C1g).
-        let (n_out, routed_pending) = match base.connections.get(&id) {
-            Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => (c.n_out.clone(), false),
+        let (n_out, routed_pending, operation, plugin) = match base.connections.get(&id) {
+            Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => {
+                (c.n_out.clone(), false, c.operation.clone(), c.remote.clone())
+            }
             _ => match base.pending.get(&id) {
-                Some(p) if p.remote.as_str() == sender && p.operation.as_str() == operation => (p.n_out.clone(), true),
+                Some(p) if p.remote.as_str() == sender && p.operation.as_str() == operation => {
+                    (Arc::new(p.n_out.clone()), true, p.operation.clone(), p.remote.clone())
+                }
                 _ => {
                     return base.drop_msg(
                         Counter::unknown_connection,
@@ -95,13 +101,13 @@ impl CoreRole {
                 }
             },
         };
-        base.seen(sender, None);
+        base.seen(&plugin, None);
         if let Some(c) = base.connections.get_mut(&id) {
             c.last_use = Instant::now();
         }
         match d.event.correlation_id {
             Some(k) => self.on_reply(base, k, id, routed_pending, &n_out, d.event.payload),
-            None => self.deliver_to_sink(base, &n_out, d.event.payload, operation, sender, id),
+            None => self.deliver_to_sink(base, &n_out, d.event.payload, operation, plugin, id),
         }
     }
 
@@ -160,8 +166,8 @@ impl CoreRole {
         base: &mut Base,
         n_out: &SchemaSpec,
         payload: Option<Payload>,
-        operation: &str,
-        plugin: &str,
+        operation: Identifier,
+        plugin: Identifier,
         connection: Uuid,
     ) {
         if !n_out.accepts(payload.as_ref().map(|p| p.fingerprint)) {
@@ -170,19 +176,12 @@ impl CoreRole {
                 format_args!("an output of {operation} outside the negotiated spec"),
             );
         }
-        let Some(queue) = self.sink_queue(base, operation) else {
+        let Some(queue) = self.sink_queue(base, &operation) else {
             return base.drop_msg(Counter::no_sink, format_args!("an output of {operation} and no sink for it"));
         };
         let writer = payload.as_ref().and_then(|p| n_out.find(p.fingerprint).cloned());
-        let item = SinkItem {
-            payload,
-            writer,
-            context: SinkContext {
-                operation: busline::Identifier::new(operation).expect("parsed operation tokens are identifiers"),
-                plugin: busline::Identifier::new(plugin).expect("parsed sender tokens are identifiers"),
-                connection,
-            },
-        };
+        let item =
+            SinkItem { payload, writer, context: SinkContext { operation: operation.clone(), plugin, connection } };
         if !queue.push(item) {
             base.drop_msg(Counter::sink_overflow, format_args!("the sink of {operation} is full"));
         }

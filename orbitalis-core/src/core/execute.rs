@@ -85,7 +85,7 @@ pub(crate) struct Candidate {
     pub plugin: Identifier,
     pub id: Uuid,
     pub topic: Topic,
-    pub n_in: SchemaSpec,
+    pub n_in: Arc<SchemaSpec>,
     pub stats: Arc<ConnStats>,
 }
 

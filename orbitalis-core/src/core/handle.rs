@@ -158,6 +158,10 @@ impl CoreHandle {
     /// Closes a connection: gracefully (the plugin finishes its work first) or at once.
     /// Returns whether such an OPEN connection existed.
     pub async fn close_connection(&self, id: Uuid, graceful: bool, data: Option<Bytes>) -> Result<bool> {
+        let max = self.inner.schema_limits.max_close_data();
+        if data.as_ref().is_some_and(|d| d.len() > max) {
+            return Err(Error::InvalidArgument(format!("close data is limited to {max} bytes (E/16)")));
+        }
         self.inner.rt.ask(|reply| Command::Close { id, graceful, data, reply }).await
     }
 

@@ -1,5 +1,7 @@
 //! The core's side of the handshake (PROTOCOL.md §6.3, C1-C3).
 
+use std::sync::Arc;
+
 use busline::Identifier;
 use orbitalis_schemas::protocol::{
     CloseReason, Confirm, Control, Offer, OfferedOperation, OperationNoLongerAvailable, Reject, RejectReason, Request,
@@ -133,8 +135,8 @@ impl CoreRole {
                 operation: p.operation,
                 remote: p.remote,
                 offer_id: p.offer_id,
-                n_in: p.n_in,
-                n_out: p.n_out,
+                n_in: Arc::new(p.n_in),
+                n_out: Arc::new(p.n_out),
                 setup_data: p.setup_data,
                 created: now,
                 created_us: busline::envelope::now_us(),

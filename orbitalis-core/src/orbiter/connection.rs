@@ -2,6 +2,7 @@
 //! OPEN or CLOSING; at most one per triple.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use busline::{Identifier, Topic};
 use bytes::Bytes;
@@ -41,8 +42,9 @@ pub struct Connection {
     pub operation: Identifier,
     pub remote: Identifier,
     pub offer_id: Uuid,
-    pub n_in: SchemaSpec,
-    pub n_out: SchemaSpec,
+    /// Shared: the hot paths clone it per event.
+    pub n_in: Arc<SchemaSpec>,
+    pub n_out: Arc<SchemaSpec>,
     pub setup_data: Option<Bytes>,
     pub created: Instant,
     pub created_us: i64,
@@ -101,8 +103,8 @@ impl From<&Connection> for ConnectionInfo {
             operation: c.operation.clone(),
             remote: c.remote.clone(),
             state: c.state(),
-            input: c.n_in.clone(),
-            output: c.n_out.clone(),
+            input: (*c.n_in).clone(),
+            output: (*c.n_out).clone(),
             input_topic: c.input_topic.clone(),
             output_topic: c.output_topic.clone(),
             setup_data: c.setup_data.clone(),

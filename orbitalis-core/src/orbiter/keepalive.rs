@@ -137,6 +137,12 @@ impl Base {
             let held = self.connections.get(&id).is_some_and(|c| &c.remote == from)
                 || self.pending.get(&id).is_some_and(|p| &p.remote == from)
                 || self.pending.by_connection(&id).is_some_and(|p| &p.remote == from);
+            if !held && self.connections.get(&id).is_some() {
+                self.drop_msg(
+                    Counter::unknown_connection,
+                    format_args!("{from} listed a connection it does not share"),
+                );
+            }
             if !held && self.k6.allow(from, id, now) {
                 self.send_graceless(from, None, id, CloseReason::UnknownConnection, None);
             }
