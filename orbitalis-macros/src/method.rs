@@ -39,8 +39,15 @@ pub enum Pass {
     RefMut,
 }
 
-/// One parameter after `&self`.
-pub enum Param {
+/// One parameter after `&self`, with the tokens errors about it point at.
+pub struct Param {
+    pub kind: Kind,
+    pub span: Span,
+    pub tokens: TokenStream,
+}
+
+/// What a parameter is.
+pub enum Kind {
     /// The input or output value.
     Value(Box<Type>),
     /// The context.
@@ -131,8 +138,8 @@ fn context_pass(ty: &Type, context: &str) -> Option<Pass> {
 
 /// What a role expects of a method's signature.
 pub struct Rules {
-    /// The attribute, for messages: `#[operation]`.
-    pub attribute: &'static str,
+    /// The methods, for messages: "an #[operation] method".
+    pub method: &'static str,
     /// The context type's name.
     pub context: &'static str,
     /// What the value parameter is, for messages: "input".
@@ -141,120 +148,101 @@ pub struct Rules {
 
 /// Checks what every handler needs (`async fn`, `&self`, no generics) and reads its
 /// parameters; problems go to `errors`.
-pub fn params(sig: &Signature, rules: &Rules, errors: &mut Errors) -> Vec<(Param, Span)> {
-    let attribute = rules.attribute;
+pub fn params(sig: &Signature, rules: &Rules, errors: &mut Errors) -> Vec<Param> {
+    let method = rules.method;
     if sig.asyncness.is_none() {
-        errors.at(
-            sig.fn_token,
-            format!("a {attribute} method must be an `async fn`: it runs as a future off the orbiter's task"),
-        );
+        errors.at(sig.fn_token, format!("{method} must be an `async fn`: it runs as a future off the orbiter's task"));
     }
     if let Some(unsafety) = &sig.unsafety {
-        errors.at(unsafety, format!("a {attribute} method cannot be `unsafe`: the runtime calls it"));
+        errors.at(unsafety, format!("{method} cannot be `unsafe`: the runtime calls it"));
     }
     if !sig.generics.params.is_empty() {
-        errors.at(
-            &sig.generics,
-            format!("a {attribute} method cannot be generic: its types declare the operation's schemas"),
-        );
+        errors.at(&sig.generics, format!("{method} cannot be generic: its types declare the operation's schemas"));
     }
-    receiver(sig, attribute, errors);
-    let mut out: Vec<(Param, Span)> = Vec::new();
+    receiver(sig, method, errors);
+    let mut out: Vec<Param> = Vec::new();
     for arg in &sig.inputs {
         let FnArg::Typed(arg) = arg else { continue };
         let ty = &*arg.ty;
         if let Type::ImplTrait(_) = peel(ty) {
-            errors.at(ty, format!("a {attribute} method cannot take `impl Trait`: name the {} type", rules.value));
+            errors.at(ty, format!("{method} cannot take `impl Trait`: name the {} type", rules.value));
             continue;
         }
-        let param = match context_pass(ty, rules.context) {
+        let kind = match context_pass(ty, rules.context) {
             Some(pass) => {
-                if out.iter().any(|(p, _)| matches!(p, Param::Context(_))) {
-                    errors.at(arg, format!("a {attribute} method takes at most one {}", rules.context));
+                if out.iter().any(|p| matches!(p.kind, Kind::Context(_))) {
+                    errors.at(arg, format!("{method} takes at most one {}", rules.context));
                 }
-                Param::Context(pass)
+                Kind::Context(pass)
             }
             None => {
-                if out.iter().any(|(p, _)| matches!(p, Param::Value(_))) {
+                if out.iter().any(|p| matches!(p.kind, Kind::Value(_))) {
                     errors.at(
                         arg,
                         format!(
-                            "a {attribute} method takes at most one {value} besides its {context}; this is a \
-                             second {value} (put both values in one message type)",
+                            "{method} takes at most one {value} besides its {context}; this is a second {value} \
+                             (put both values in one message type)",
                             value = rules.value,
                             context = rules.context,
                         ),
                     );
                 }
-                Param::Value(Box::new(ty.clone()))
+                Kind::Value(Box::new(ty.clone()))
             }
         };
-        out.push((param, arg.span()));
+        out.push(Param { kind, span: arg.span(), tokens: arg.to_token_stream() });
     }
     out
 }
 
-fn receiver(sig: &Signature, attribute: &str, errors: &mut Errors) {
+fn receiver(sig: &Signature, method: &str, errors: &mut Errors) {
     match sig.inputs.first() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
-        Some(FnArg::Receiver(r)) => errors
-            .at(r, format!("a {attribute} method takes `&self`: the runtime shares the value between concurrent runs")),
+        Some(FnArg::Receiver(r)) => {
+            errors.at(r, format!("{method} takes `&self`: the runtime shares the value between concurrent runs"))
+        }
         _ => errors.push(syn::Error::new(
             sig.paren_token.span.join(),
-            format!("a {attribute} method takes `&self` first: it is called on the value given to `start`"),
+            format!("{method} takes `&self` first: it is called on the value given to `start`"),
         )),
     }
 }
 
-/// The call of `method` on `this` (an `Arc<Self>`) with `value` and `context` in the
-/// method's order; `.await`ed when `awaited`.
+/// The call of `method` on `this` (a `&Self`) with `value` and `context` in the method's
+/// order, `.await`ed.
 pub fn call(
     method: &syn::Ident,
     this: &TokenStream,
-    params: &[(Param, Span)],
+    params: &[Param],
     value: &TokenStream,
     context: &TokenStream,
-    awaited: bool,
 ) -> TokenStream {
-    let args = params.iter().map(|(p, span)| match p {
-        Param::Value(_) => quote_spanned!(*span=> #value),
-        Param::Context(Pass::Value) => quote_spanned!(*span=> #context),
-        Param::Context(Pass::Ref) => quote_spanned!(*span=> &#context),
-        Param::Context(Pass::RefMut) => quote_spanned!(*span=> &mut #context),
+    let args = params.iter().map(|p| match p.kind {
+        Kind::Value(_) => quote_spanned!(p.span=> #value),
+        Kind::Context(Pass::Value) => quote_spanned!(p.span=> #context),
+        Kind::Context(Pass::Ref) => quote_spanned!(p.span=> &#context),
+        Kind::Context(Pass::RefMut) => quote_spanned!(p.span=> &mut #context),
     });
-    let await_ = awaited.then(|| quote!(.await));
-    quote_spanned!(method.span()=> Self::#method(#this, #(#args),*)#await_)
-}
-
-/// The value parameter's type, if any.
-pub fn value_type(params: &[(Param, Span)]) -> Option<(&Type, Span)> {
-    params.iter().find_map(|(p, span)| match p {
-        Param::Value(ty) => Some((&**ty, *span)),
-        Param::Context(_) => None,
-    })
+    quote_spanned!(method.span()=> Self::#method(#this, #(#args),*).await)
 }
 
 /// The patterns and value type of the closure that receives a value and a context and
 /// passes them on to the method: `value` and `context` where the method takes them, `_`
 /// where not; `absent` is the value type when the method takes none.
 pub fn closure_params(
-    params: &[(Param, Span)],
+    params: &[Param],
     value: &TokenStream,
     context: &TokenStream,
     absent: TokenStream,
 ) -> (TokenStream, TokenStream, TokenStream) {
-    let (value_pattern, value_type) = match value_type(params) {
-        Some((ty, _)) => (value.clone(), ty.to_token_stream()),
-        None => (quote!(_), absent),
-    };
-    let pass = params.iter().find_map(|(p, _)| match p {
-        Param::Context(pass) => Some(*pass),
-        Param::Value(_) => None,
-    });
-    let context_pattern = match pass {
-        None => quote!(_),
-        Some(Pass::RefMut) => quote!(mut #context),
-        Some(_) => context.clone(),
-    };
-    (value_pattern, value_type, context_pattern)
+    let mut value_param = (quote!(_), absent);
+    let mut context_pattern = quote!(_);
+    for p in params {
+        match &p.kind {
+            Kind::Value(ty) => value_param = (value.clone(), ty.to_token_stream()),
+            Kind::Context(Pass::RefMut) => context_pattern = quote!(mut #context),
+            Kind::Context(_) => context_pattern = context.clone(),
+        }
+    }
+    (value_param.0, value_param.1, context_pattern)
 }

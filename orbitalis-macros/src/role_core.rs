@@ -12,7 +12,7 @@ use crate::method::{self, Errors, Output, Rules};
 
 const ROLE: Role = Role { attribute: "core", trait_name: "Core" };
 
-const RULES: Rules = Rules { attribute: "#[sink]", context: "SinkContext", value: "output" };
+const RULES: Rules = Rules { method: "a #[sink] method", context: "SinkContext", value: "output" };
 
 const HOOKS: [Hook; 3] = [Hook::OnEvent, Hook::OnTick, Hook::SetupData];
 
@@ -89,10 +89,10 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
     let sig = &f.sig;
     let params = method::params(sig, &RULES, errors);
     if !matches!(Output::of(&sig.output), Output::Unit) {
-        errors.at(&sig.output, "a #[sink] method returns nothing: no one awaits what a sink does with an output");
+        errors.at(&sig.output, "a #[sink] method returns nothing: no one receives what a sink returns");
     }
     let (value, context) = (quote!(output), quote!(ctx));
-    let call = method::call(&sig.ident, &quote!(&*this), &params, &value, &context, true);
+    let call = method::call(&sig.ident, &quote!(&*this), &params, &value, &context);
     let (output_pattern, output_type, context_pattern) =
         method::closure_params(&params, &value, &context, quote!(#krate::Empty));
     let tokens = quote! {

@@ -1,18 +1,18 @@
 //! `#[plugin]`: the `#[operation]` and `#[hook]` methods of an inherent impl block become
 //! the type's `Plugin` impl.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Attribute, ImplItem, ImplItemFn, Path, ReturnType};
 
 use crate::args::{self, Inner, OperationArgs, Period};
 use crate::block::{self, Role};
 use crate::hooks::{self, Hook};
-use crate::method::{self, Errors, Output, Param, Rules};
+use crate::method::{self, Errors, Kind, Output, Param, Rules};
 
 const ROLE: Role = Role { attribute: "plugin", trait_name: "Plugin" };
 
-const RULES: Rules = Rules { attribute: "#[operation]", context: "OperationContext", value: "input" };
+const RULES: Rules = Rules { method: "an #[operation] method", context: "OperationContext", value: "input" };
 
 const HOOKS: [Hook; 3] = [Hook::OnEvent, Hook::OnTick, Hook::OnSetup];
 
@@ -92,7 +92,7 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
     let policy = args.policy.as_ref().map(|p| quote!(.policy(#p)));
     let this = quote!(&*this);
     let (value, context) = (quote!(input), quote!(ctx));
-    let call = method::call(&sig.ident, &this, &params, &value, &context, true);
+    let call = method::call(&sig.ident, &this, &params, &value, &context);
     let result = output.to_result(call, krate);
     let tokens = match &args.period {
         Some(period) => {
@@ -129,19 +129,19 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
 }
 
 /// A periodic operation produces its value from nothing, with no one calling.
-fn periodic_checks(sig: &syn::Signature, params: &[(Param, Span)], output: &Output, errors: &mut Errors) {
-    for (param, span) in params {
-        let message = match param {
-            Param::Value(_) => {
+fn periodic_checks(sig: &syn::Signature, params: &[Param], output: &Output, errors: &mut Errors) {
+    for param in params {
+        let message = match param.kind {
+            Kind::Value(_) => {
                 "a periodic operation takes no input: it produces a value each period; remove this parameter \
                  or the `period`"
             }
-            Param::Context(_) => {
+            Kind::Context(_) => {
                 "a periodic operation has no OperationContext: no core calls it; remove this parameter or the \
                  `period`"
             }
         };
-        errors.push(syn::Error::new(*span, message));
+        errors.at(&param.tokens, message);
     }
     if output.is_unit() {
         let message = "a periodic operation returns the value it pushes to the cores each period";

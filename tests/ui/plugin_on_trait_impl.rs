@@ -1,0 +1,8 @@
+use orbitalis::prelude::*;
+
+struct Lower;
+
+#[plugin]
+impl Plugin for Lower {}
+
+fn main() {}
