@@ -39,6 +39,7 @@ pub use busline::MqttBus;
 #[cfg(feature = "nats")]
 pub use busline::NatsBus;
 pub use busline::{self, Bus, Event, Identifier, LocalBus, Namespace, Payload, Topic};
+pub use bytes::Bytes;
 pub use orbitalis_core::{
     CandidateInfo, ConnectionInfo, ConnectionState, Core, CoreBuilder, CoreHandle, CounterSnapshot, Error, Limits,
     Lists, OrbiterEvent, PendingInfo, Requirement, Result, Selector, Sink, SinkContext, State, Strategy, Target,
@@ -64,5 +65,4 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use async_trait::async_trait;
-    pub use bytes::Bytes;
 }

@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
 use std::time::Duration;
 
 use apache_avro::AvroSchema;
-use bytes::Bytes;
 use orbitalis::prelude::*;
 use orbitalis::schemas::protocol::ErrorKind;
-use orbitalis::{ConnectionInfo, Error, Identifier, SchemaSpec};
+use orbitalis::{Bytes, ConnectionInfo, Error, Identifier, SchemaSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;

@@ -26,13 +26,15 @@ impl Hook {
         }
     }
 
-    /// The trait method's parameters after `&self`, as users see them.
+    /// The method's signature, as users write it.
     fn signature(self) -> &'static str {
         match self {
-            Hook::OnEvent => "(&self, event: OrbiterEvent)",
-            Hook::OnTick => "(&self)",
-            Hook::OnSetup => "(&self, operation: &Identifier, core: &Identifier, data: &Bytes) -> Result<(), E>",
-            Hook::SetupData => "(&self, operation: &Identifier, plugin: &Identifier) -> Option<Bytes>",
+            Hook::OnEvent => "async fn on_event(&self, event: OrbiterEvent)",
+            Hook::OnTick => "async fn on_tick(&self)",
+            Hook::OnSetup => {
+                "async fn on_setup(&self, operation: &Identifier, core: &Identifier, data: &Bytes) -> Result<(), E>"
+            }
+            Hook::SetupData => "fn setup_data(&self, operation: &Identifier, plugin: &Identifier) -> Option<Bytes>",
         }
     }
 
@@ -76,7 +78,7 @@ pub fn check(f: &ImplItemFn, valid: &[Hook], role: &str, errors: &mut Errors) ->
         );
         return None;
     };
-    let expected = || format!("the {} hook is `fn {}{}`", hook.name(), hook.name(), hook.signature());
+    let expected = || format!("the {} hook is `{}`", hook.name(), hook.signature());
     let receiver = matches!(sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none());
     let arity = sig.inputs.iter().filter(|a| matches!(a, FnArg::Typed(_))).count();
     if !receiver || arity != hook.arity() || !sig.generics.params.is_empty() {
@@ -129,7 +131,7 @@ pub fn trait_methods(wired: &[Wired], krate: &Path) -> TokenStream {
                             &self,
                             operation: &#krate::Identifier,
                             core: &#krate::Identifier,
-                            data: &#krate::__private::Bytes,
+                            data: &#krate::Bytes,
                         ) -> ::core::result::Result<(), #krate::OperationError> {
                             #result
                         }
@@ -140,7 +142,7 @@ pub fn trait_methods(wired: &[Wired], krate: &Path) -> TokenStream {
                         &self,
                         operation: &#krate::Identifier,
                         plugin: &#krate::Identifier,
-                    ) -> ::core::option::Option<#krate::__private::Bytes> {
+                    ) -> ::core::option::Option<#krate::Bytes> {
                         Self::#method(self, operation, plugin)
                     }
                 },

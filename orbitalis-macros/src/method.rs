@@ -62,8 +62,8 @@ pub enum Output {
     Value(Box<Type>),
     /// `Result<(), E>`.
     UnitResult(Box<Type>),
-    /// `Result<T, E>`.
-    ValueResult(Box<Type>),
+    /// `Result<T, E>`, and `T`.
+    ValueResult(Box<Type>, Box<Type>),
 }
 
 impl Output {
@@ -82,9 +82,21 @@ impl Output {
             && let PathArguments::AngleBracketed(args) = &last.arguments
             && let Some(GenericArgument::Type(ok)) = args.args.first()
         {
-            return if is_unit(ok) { Output::UnitResult(ty.clone()) } else { Output::ValueResult(ty.clone()) };
+            return if is_unit(ok) {
+                Output::UnitResult(ty.clone())
+            } else {
+                Output::ValueResult(ty.clone(), Box::new(ok.clone()))
+            };
         }
         Output::Value(ty.clone())
+    }
+
+    /// The value type, if any.
+    pub fn value(&self) -> Option<&Type> {
+        match self {
+            Output::Value(ty) | Output::ValueResult(_, ty) => Some(ty),
+            Output::Unit | Output::UnitResult(_) => None,
+        }
     }
 
     pub fn is_unit(&self) -> bool {
@@ -102,9 +114,10 @@ impl Output {
             Output::Value(ty) => quote_spanned!(ty.span()=>
                 ::core::result::Result::Ok::<_, #krate::OperationError>(#value)
             ),
-            Output::UnitResult(ty) | Output::ValueResult(ty) => quote_spanned!(ty.span()=>
-                ::core::result::Result::map_err(#value, ::core::convert::Into::<#krate::OperationError>::into)
-            ),
+            Output::UnitResult(ty) | Output::ValueResult(ty, _) => {
+                let into = quote_spanned!(ty.span()=> ::core::convert::Into::<#krate::OperationError>::into(error));
+                quote!(::core::result::Result::map_err(#value, |error| #into))
+            }
         }
     }
 }
@@ -224,6 +237,26 @@ pub fn call(
         Kind::Context(Pass::RefMut) => quote_spanned!(p.span=> &mut #context),
     });
     quote_spanned!(method.span()=> Self::#method(#this, #(#args),*).await)
+}
+
+/// Statements requiring `Data` of the value types, each spanned on its type, so that a
+/// type that is no `Data` is reported where the user wrote it.
+pub fn data_checks<'a>(types: impl IntoIterator<Item = &'a Type>, krate: &syn::Path) -> TokenStream {
+    types
+        .into_iter()
+        .map(|ty| {
+            let path = quote_spanned!(ty.span()=> <#ty as #krate::Data>::spec);
+            quote!(let _ = #path;)
+        })
+        .collect()
+}
+
+/// The value parameter's type, if any.
+pub fn value_type(params: &[Param]) -> Option<&Type> {
+    params.iter().find_map(|p| match &p.kind {
+        Kind::Value(ty) => Some(&**ty),
+        Kind::Context(_) => None,
+    })
 }
 
 /// The patterns and value type of the closure that receives a value and a context and

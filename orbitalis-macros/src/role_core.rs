@@ -95,8 +95,10 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
     let call = method::call(&sig.ident, &quote!(&*this), &params, &value, &context);
     let (output_pattern, output_type, context_pattern) =
         method::closure_params(&params, &value, &context, quote!(#krate::Empty));
+    let checks = method::data_checks(method::value_type(&params), krate);
     let tokens = quote! {
         (::std::string::String::from(#operation), {
+            #checks
             let this = ::std::sync::Arc::clone(&self);
             #krate::Sink::new(move |#output_pattern: #output_type, #context_pattern: #krate::SinkContext| {
                 let this = ::std::sync::Arc::clone(&this);

@@ -94,6 +94,7 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
     let (value, context) = (quote!(input), quote!(ctx));
     let call = method::call(&sig.ident, &this, &params, &value, &context);
     let result = output.to_result(call, krate);
+    let checks = method::data_checks(method::value_type(&params).into_iter().chain(output.value()), krate);
     let tokens = match &args.period {
         Some(period) => {
             periodic_checks(sig, &params, &output, errors);
@@ -102,6 +103,7 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
                 Period::Expr(e) => e.to_token_stream(),
             };
             quote! {{
+                #checks
                 let this = ::std::sync::Arc::clone(&self);
                 #krate::Operation::periodic(#name, #period, move || {
                     let this = ::std::sync::Arc::clone(&this);
@@ -114,6 +116,7 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
                 method::closure_params(&params, &value, &context, quote!(#krate::Empty));
             let constructor = if output.is_unit() { quote!(procedure) } else { quote!(new) };
             quote! {{
+                #checks
                 let this = ::std::sync::Arc::clone(&self);
                 #krate::Operation::#constructor(
                     #name,
