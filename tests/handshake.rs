@@ -183,7 +183,7 @@ async fn operations_added_and_removed(bus: Bus, ns: String) {
     let closed = |e: &OrbiterEvent| matches!(e, OrbiterEvent::ConnectionClosed { connection, .. } if connection.operation == "uppercase");
     wait_event(&mut plugin_events, "closed on the plugin", closed).await;
     wait_event(&mut core_events, "closed on the core", closed).await;
-    assert_eq!(c.state(), State::NotCompliant);
+    wait_state(&c, "NOT_COMPLIANT", |s| *s == State::NotCompliant).await;
     assert_eq!(pairs(&p.connections().await), vec![("lowercase".into(), "home".into())]);
     assert_eq!(pairs(&c.connections().await), vec![("lowercase".into(), "multi".into())]);
     c.stop().await;

@@ -75,9 +75,9 @@ async fn an_aborted_plugin_is_dead_within_its_limit_and_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpu_busy_handler_does_not_make_its_plugin_dead() {
     let (bus, ns) = (local(), ns());
-    let dead = Duration::from_secs(1);
+    let dead = Duration::from_secs(2);
     let busy = Operation::blocking("lowercase", |s: StringMessage, _ctx| {
-        std::thread::sleep(Duration::from_millis(2500));
+        std::thread::sleep(Duration::from_millis(4500));
         Ok(StringMessage(s.0.to_lowercase()))
     });
     let p = fast(PluginBuilder::new("busy").bus(bus.clone()).namespace(&ns))

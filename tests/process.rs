@@ -67,7 +67,8 @@ async fn a_killed_plugin_process_is_dead_and_replaced_on_nats() {
     let took = killed.elapsed();
     // Its limit plus one tick, plus slack for a loaded machine's scheduling.
     assert!(took <= DEAD + Duration::from_millis(50) + Duration::from_millis(500), "dead after {took:?}");
-    assert_eq!(c.state(), State::NotCompliant);
+    // The event comes as the core closes the connection; the state follows at once.
+    wait_state(&c, "NOT_COMPLIANT", |s| *s == State::NotCompliant).await;
     let replacement = plugin(&bus, &ns, "replacement", vec![lowercase()]).await;
     within("compliance with the replacement", c.wait_compliant()).await.unwrap();
     assert_eq!(c.remote_identifiers().await, vec![id("replacement")]);
