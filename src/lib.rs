@@ -29,6 +29,10 @@
 //! # }
 //! ```
 //!
+//! Plugins and cores are usually ordinary types whose methods the attribute macros turn into
+//! operations, sinks and hooks: [`macro@plugin`] with [`macro@operation`], [`macro@core`] with
+//! [`macro@sink`], and [`macro@hook`] for both. `examples/smart_home.rs` uses them all.
+//!
 //! Cargo features: `nats` (default) adds `NatsBus`; `mqtt` adds `MqttBus`; `mqtt-tls`
 //! adds TLS to MQTT.
 

@@ -81,9 +81,19 @@
 //! A `#[sink("operation")]` method is an `async fn` taking `&self`, the output (any `Data`
 //! type; none means an EMPTY output) and optionally a `SinkContext`, returning nothing.
 //!
-//! A `#[hook]` method is wired to the trait method of its name: `on_event`, `on_tick` and
-//! `on_setup` in a plugin; `on_event`, `on_tick` and `setup_data` in a core. It takes the
-//! trait method's arguments; `on_tick` also turns the tick on.
+//! A `#[hook]` method is wired to the trait method of its name, whose arguments it takes:
+//! `on_event(&self, event: OrbiterEvent)` and `on_tick(&self)` in both roles (`on_tick` also
+//! turns the tick on); `on_setup(&self, operation: &Identifier, core: &Identifier, data:
+//! &Bytes) -> Result<(), E>` in a plugin; `fn setup_data(&self, operation: &Identifier,
+//! plugin: &Identifier) -> Option<Bytes>`, not `async`, in a core.
+//!
+//! ## What is generated
+//!
+//! The impl block stays as written. Beside it comes `impl Plugin for T` (or `impl Core for
+//! T`) whose `operations` (or `sinks`) builds one `Operation::new`, `Operation::procedure` or
+//! `Operation::periodic` per `#[operation]` (one `Sink::new` per `#[sink]`), each closure
+//! holding an `Arc` of the value and calling the method; hook methods delegate to the
+//! user's. Nothing in it is beyond what a hand-written impl can do.
 //!
 //! `#[plugin(crate = path)]` and `#[core(crate = path)]` name the `orbitalis` crate when it
 //! is not reachable as `::orbitalis` (renamed, or re-exported by another crate).
@@ -186,7 +196,9 @@ pub fn hook(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Implements `Message` for a type that also derives `apache_avro::AvroSchema`,
-/// `serde::Serialize` and `serde::Deserialize` (as `orbitalis::impl_message!` does).
+/// `serde::Serialize` and `serde::Deserialize` (as `orbitalis::impl_message!` does). The
+/// `AvroSchema` derive needs `apache-avro` (feature `derive`), `serde` and `serde_json` among
+/// the user's dependencies.
 ///
 /// ```
 /// use apache_avro::AvroSchema;
