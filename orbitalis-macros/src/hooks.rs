@@ -56,12 +56,6 @@ pub struct Wired {
     output: Output,
 }
 
-impl Wired {
-    pub fn hook(&self) -> Hook {
-        self.hook
-    }
-}
-
 /// Checks `f` as one of the `valid` hooks of `role`.
 pub fn check(f: &ImplItemFn, valid: &[Hook], role: &str, errors: &mut Errors) -> Option<Wired> {
     let sig = &f.sig;
