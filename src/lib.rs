@@ -59,9 +59,10 @@ pub use orbitalis_schemas::{
 /// Everything a typical program uses.
 pub mod prelude {
     pub use crate::{
-        Bool, Bus, BytesMessage, Core, CoreBuilder, CoreHandle, Data, Empty, Float32, Float64, Int32, Int64, LocalBus,
-        Message, Operation, OperationContext, OperationError, OrbiterEvent, Plugin, PluginBuilder, PluginHandle,
-        Policy, Requirement, Sink, SinkContext, State, StringMessage, Target, core, hook, operation, plugin, sink,
+        Bool, Bus, Bytes, BytesMessage, Core, CoreBuilder, CoreHandle, Data, Empty, Float32, Float64, Identifier,
+        Int32, Int64, LocalBus, Message, Operation, OperationContext, OperationError, OrbiterEvent, Plugin,
+        PluginBuilder, PluginHandle, Policy, Requirement, Sink, SinkContext, State, StringMessage, Target, core, hook,
+        operation, plugin, sink,
     };
 }
 
