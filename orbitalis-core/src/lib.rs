@@ -30,6 +30,12 @@ pub use core::{
 };
 pub use error::{Error, Result};
 pub use orbitalis_schemas;
+
+/// Crates the exported macros name, so callers need not depend on them.
+#[doc(hidden)]
+pub mod __deps {
+    pub use {bytes, tokio, uuid};
+}
 pub use orbiter::connection::{ConnectionInfo, ConnectionState};
 pub use orbiter::counters::CounterSnapshot;
 pub use orbiter::events::{OrbiterEvent, State};

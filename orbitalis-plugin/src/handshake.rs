@@ -1,10 +1,7 @@
 //! The plugin's side of the handshake (PROTOCOL.md §6.3, P1-P3).
 
-use std::sync::Arc;
-
 use busline::Identifier;
 use orbitalis_core::orbiter::base::Base;
-use orbitalis_core::orbiter::connection::Connection;
 use orbitalis_core::orbiter::counters::Counter;
 use orbitalis_core::orbiter::pending::Pending;
 use orbitalis_core::topics::Kind;
@@ -269,24 +266,8 @@ impl PluginRole {
     fn confirm(&mut self, base: &mut Base, key: &Uuid) {
         let Some(p) = base.pending.remove(key) else { return };
         let Some(id) = p.connection_id else { return };
-        let now = Instant::now();
-        let core = p.remote.clone();
-        let operation = p.operation.clone();
-        base.open(Connection {
-            id,
-            input_topic: base.topics.input(base.me(), &core, &operation, &id),
-            output_topic: base.topics.output(&core, base.me(), &operation, &id),
-            operation: p.operation,
-            remote: p.remote,
-            offer_id: p.offer_id,
-            n_in: Arc::new(p.n_in),
-            n_out: Arc::new(p.n_out),
-            setup_data: p.setup_data,
-            created: now,
-            created_us: busline::envelope::now_us(),
-            last_use: now,
-            closing: None,
-        });
+        let (core, operation) = (p.remote.clone(), p.operation.clone());
+        base.open_pending(p, id);
         let msg = Control::Confirm(Confirm { sender: base.sender(), operation, connection_id: id });
         if !base.send(&core, Kind::Response, msg) {
             base.close_local(&id, orbitalis_schemas::protocol::CloseReason::Other, false);

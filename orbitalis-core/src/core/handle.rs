@@ -6,9 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use busline::{Bus, Event, Identifier, Payload, Topic};
-use bytes::Bytes;
 use orbitalis_schemas::Data;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -17,10 +16,7 @@ use super::requirement::Requirement;
 use super::role::CoreCommand;
 use super::sink::Sink;
 use crate::error::{Error, Result};
-use crate::orbiter::connection::ConnectionInfo;
-use crate::orbiter::counters::CounterSnapshot;
-use crate::orbiter::events::{OrbiterEvent, State};
-use crate::orbiter::pending::PendingInfo;
+use crate::orbiter::events::State;
 use crate::orbiter::runtime::Runtime;
 use crate::orbiter::task::Command;
 
@@ -69,25 +65,7 @@ impl CoreHandle {
         CoreHandle { inner: Arc::new(shared) }
     }
 
-    /// This core's identifier.
-    pub fn id(&self) -> &Identifier {
-        &self.inner.me
-    }
-
-    /// The current state.
-    pub fn state(&self) -> State {
-        self.inner.rt.state()
-    }
-
-    /// A receiver of state changes.
-    pub fn watch(&self) -> watch::Receiver<State> {
-        self.inner.rt.watch()
-    }
-
-    /// Every event from now on (state changes, connections, deaths, expiries).
-    pub fn events(&self) -> broadcast::Receiver<OrbiterEvent> {
-        self.inner.rt.events()
-    }
+    crate::orbiter_handle_methods!("core");
 
     /// Waits until the core is COMPLIANT; fails if it stops first.
     pub async fn wait_compliant(&self) -> Result<()> {
@@ -95,74 +73,6 @@ impl CoreHandle {
             State::Compliant => Ok(()),
             _ => Err(Error::NotRunning),
         }
-    }
-
-    /// Waits until the state satisfies `pred`, returning it.
-    pub async fn wait_for(&self, pred: impl FnMut(&State) -> bool) -> State {
-        self.inner.rt.wait_for(pred).await
-    }
-
-    /// The counters.
-    pub fn counters(&self) -> CounterSnapshot {
-        self.inner.rt.counters()
-    }
-
-    /// Every connection (empty when stopped).
-    pub async fn connections(&self) -> Vec<ConnectionInfo> {
-        self.inner.rt.inspect().await.connections
-    }
-
-    /// Every pending request (empty when stopped).
-    pub async fn pending_requests(&self) -> Vec<PendingInfo> {
-        self.inner.rt.inspect().await.pending
-    }
-
-    /// Plugins with a connection or pending request.
-    pub async fn remote_identifiers(&self) -> Vec<Identifier> {
-        self.inner.rt.inspect().await.remotes
-    }
-
-    /// Remotes remembered (acquaintances, bounded and pruned).
-    pub async fn acquaintance_count(&self) -> usize {
-        self.inner.rt.inspect().await.acquaintances
-    }
-
-    /// Starts the core again after [`CoreHandle::stop`], as a new incarnation.
-    pub async fn start(&self) -> Result<()> {
-        self.inner.rt.start().await
-    }
-
-    /// Stops gracefully: closes every connection (bounded by `graceful_close_timeout`),
-    /// unsubscribes and ends the task. Returns at once when not running.
-    pub async fn stop(&self) {
-        self.inner.rt.stop().await
-    }
-
-    /// Kills the core at once, as a crash would: its task ends without telling anyone, and
-    /// remotes find out by liveness (PROTOCOL.md §6.7). For failure drills and tests.
-    pub fn abort(&self) {
-        self.inner.rt.abort()
-    }
-
-    /// Suspends discovery, idle closes, keepalives and the tick hook (remotes will
-    /// eventually consider a paused core dead).
-    pub async fn pause(&self) -> Result<()> {
-        self.inner.rt.send(Command::Pause).await
-    }
-
-    /// Undoes [`CoreHandle::pause`].
-    pub async fn resume(&self) -> Result<()> {
-        self.inner.rt.send(Command::Resume).await
-    }
-
-    /// Closes a connection: gracefully (the plugin finishes its work first) or at once.
-    /// Returns whether such an OPEN connection existed.
-    pub async fn close_connection(&self, id: Uuid, graceful: bool, data: Option<Bytes>) -> Result<bool> {
-        let max = self.inner.schema_limits.max_close_data();
-        if data.as_ref().is_some_and(|d| d.len() > max) {
-            return Err(Error::InvalidArgument(format!("close data is limited to {max} bytes (E/16)")));
-        }
-        self.inner.rt.ask(|reply| Command::Close { id, graceful, data, reply }).await
     }
 
     /// Adds or changes a requirement at run time; lowered maxima and narrowed lists close

@@ -1,7 +1,5 @@
 //! The core's side of the handshake (PROTOCOL.md §6.3, C1-C3).
 
-use std::sync::Arc;
-
 use busline::Identifier;
 use orbitalis_schemas::protocol::{
     CloseReason, Confirm, Control, Offer, OfferedOperation, OperationNoLongerAvailable, Reject, RejectReason, Request,
@@ -13,7 +11,6 @@ use uuid::Uuid;
 use super::compliance::counts;
 use super::role::CoreRole;
 use crate::orbiter::base::Base;
-use crate::orbiter::connection::Connection;
 use crate::orbiter::counters::Counter;
 use crate::orbiter::pending::Pending;
 use crate::topics::Kind;
@@ -126,24 +123,9 @@ impl CoreRole {
         let id = m.connection_id;
         let matching = base.pending.get(&id).is_some_and(|p| &p.remote == from && p.operation == m.operation);
         if matching && !base.stopping {
-            let Some(p) = base.pending.remove(&id) else { return };
-            let now = Instant::now();
-            let conn = Connection {
-                id,
-                input_topic: base.topics.input(from, base.me(), &p.operation, &id),
-                output_topic: base.topics.output(base.me(), from, &p.operation, &id),
-                operation: p.operation,
-                remote: p.remote,
-                offer_id: p.offer_id,
-                n_in: Arc::new(p.n_in),
-                n_out: Arc::new(p.n_out),
-                setup_data: p.setup_data,
-                created: now,
-                created_us: busline::envelope::now_us(),
-                last_use: now,
-                closing: None,
-            };
-            base.open(conn);
+            if let Some(p) = base.pending.remove(&id) {
+                base.open_pending(p, id);
+            }
             return;
         }
         match base.connections.get(&id) {

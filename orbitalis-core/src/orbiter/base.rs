@@ -199,6 +199,32 @@ impl Base {
         self.emit(OrbiterEvent::ConnectionOpened(info));
     }
 
+    /// Turns a pending request into the OPEN connection `id` (C2a, P2e), its topics derived
+    /// from which end this orbiter is.
+    pub fn open_pending(&mut self, p: Pending, id: Uuid) {
+        let (core, plugin) = match self.role {
+            WireRole::Core => (self.me().clone(), p.remote.clone()),
+            _ => (p.remote.clone(), self.me().clone()),
+        };
+        let now = Instant::now();
+        let conn = Connection {
+            id,
+            input_topic: self.topics.input(&plugin, &core, &p.operation, &id),
+            output_topic: self.topics.output(&core, &plugin, &p.operation, &id),
+            operation: p.operation,
+            remote: p.remote,
+            offer_id: p.offer_id,
+            n_in: Arc::new(p.n_in),
+            n_out: Arc::new(p.n_out),
+            setup_data: p.setup_data,
+            created: now,
+            created_us: busline::envelope::now_us(),
+            last_use: now,
+            closing: None,
+        };
+        self.open(conn);
+    }
+
     /// A local close (§6.8): removes the connection and emits `ConnectionClosed` once; the
     /// role reacts in [`Base::take_closed`].
     pub fn close_local(&mut self, id: &Uuid, reason: CloseReason, by_remote: bool) -> bool {

@@ -150,3 +150,107 @@ impl<C: Send + 'static> Runtime<C> {
         self.counters.snapshot()
     }
 }
+
+/// The methods both handles share, written once; `$what` names the role in their docs.
+/// The handle must hold `inner.rt: Runtime<_>` and `inner.schema_limits`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! orbiter_handle_methods {
+    ($what:literal) => {
+        #[doc = concat!("This ", $what, "'s identifier.")]
+        pub fn id(&self) -> &$crate::busline::Identifier {
+            self.inner.rt.id()
+        }
+
+        /// The current state.
+        pub fn state(&self) -> $crate::State {
+            self.inner.rt.state()
+        }
+
+        /// A receiver of state changes.
+        pub fn watch(&self) -> $crate::__deps::tokio::sync::watch::Receiver<$crate::State> {
+            self.inner.rt.watch()
+        }
+
+        /// Every event from now on (state changes, connections, deaths, expiries).
+        pub fn events(&self) -> $crate::__deps::tokio::sync::broadcast::Receiver<$crate::OrbiterEvent> {
+            self.inner.rt.events()
+        }
+
+        /// Waits until the state satisfies `pred`, returning it.
+        pub async fn wait_for(&self, pred: impl FnMut(&$crate::State) -> bool) -> $crate::State {
+            self.inner.rt.wait_for(pred).await
+        }
+
+        /// The counters.
+        pub fn counters(&self) -> $crate::CounterSnapshot {
+            self.inner.rt.counters()
+        }
+
+        /// Every connection (empty when stopped).
+        pub async fn connections(&self) -> Vec<$crate::ConnectionInfo> {
+            self.inner.rt.inspect().await.connections
+        }
+
+        /// Every pending request (empty when stopped).
+        pub async fn pending_requests(&self) -> Vec<$crate::PendingInfo> {
+            self.inner.rt.inspect().await.pending
+        }
+
+        /// Remotes with a connection or pending request.
+        pub async fn remote_identifiers(&self) -> Vec<$crate::busline::Identifier> {
+            self.inner.rt.inspect().await.remotes
+        }
+
+        /// Remotes remembered (acquaintances, bounded and pruned).
+        pub async fn acquaintance_count(&self) -> usize {
+            self.inner.rt.inspect().await.acquaintances
+        }
+
+        #[doc = concat!("Starts the ", $what, " again after `stop`, as a new incarnation.")]
+        pub async fn start(&self) -> $crate::Result<()> {
+            self.inner.rt.start().await
+        }
+
+        /// Stops gracefully: new work is refused, every connection closes once the other side
+        /// finished its in-flight work (bounded by `graceful_close_timeout`), then no task and
+        /// no subscription is left. Returns at once when not running.
+        pub async fn stop(&self) {
+            self.inner.rt.stop().await
+        }
+
+        #[doc = concat!("Kills the ", $what, " at once, as a crash would: its task ends without telling")]
+        /// anyone, and remotes find out by liveness (PROTOCOL.md §6.7). For failure drills and
+        /// tests.
+        pub fn abort(&self) {
+            self.inner.rt.abort()
+        }
+
+        /// Suspends discovery, idle closes, keepalives and the tick hook (remotes eventually
+        /// consider a paused orbiter dead).
+        pub async fn pause(&self) -> $crate::Result<()> {
+            self.inner.rt.send($crate::orbiter::task::Command::Pause).await
+        }
+
+        /// Undoes `pause`.
+        pub async fn resume(&self) -> $crate::Result<()> {
+            self.inner.rt.send($crate::orbiter::task::Command::Resume).await
+        }
+
+        /// Closes a connection: gracefully (the other side finishes its work first) or at
+        /// once, with optional data for the other side (at most E/16). Returns whether such
+        /// an OPEN connection existed.
+        pub async fn close_connection(
+            &self,
+            id: $crate::__deps::uuid::Uuid,
+            graceful: bool,
+            data: Option<$crate::__deps::bytes::Bytes>,
+        ) -> $crate::Result<bool> {
+            let max = self.inner.schema_limits.max_close_data();
+            if data.as_ref().is_some_and(|d| d.len() > max) {
+                return Err($crate::Error::InvalidArgument(format!("close data is limited to {max} bytes (E/16)")));
+            }
+            self.inner.rt.ask(|reply| $crate::orbiter::task::Command::Close { id, graceful, data, reply }).await
+        }
+    };
+}
