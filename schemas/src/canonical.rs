@@ -24,6 +24,17 @@ pub fn parsing_canonical_form(json: &str) -> Result<String, Error> {
     Ok(print(&Model::parse(json)?, &Renames::new()))
 }
 
+/// Prints `model` in Parsing Canonical Form for a parser to read back: a named type in the
+/// null namespace gets an empty `namespace`, since the form writes it by its bare name and a
+/// parser would otherwise put it in the enclosing type's namespace (a different type, or a
+/// clash with one of that name).
+pub(crate) fn print_for_parser(model: &Model, renames: &Renames) -> String {
+    let mut p = Printer::new(model, renames);
+    p.null_namespace = true;
+    p.ty(&model.root);
+    p.out
+}
+
 /// Field names to print instead of the schema's own: `(definition, field) → name`.
 ///
 /// Decoding under an evolved writer prints the writer's schema with the reader's field names
@@ -32,7 +43,7 @@ pub(crate) type Renames = HashMap<(usize, usize), String>;
 
 /// Prints `model` in Parsing Canonical Form, with `renames` applied.
 pub(crate) fn print(model: &Model, renames: &Renames) -> String {
-    let mut p = Printer { model, renames, written: vec![false; model.defs.len()], out: String::new() };
+    let mut p = Printer::new(model, renames);
     p.ty(&model.root);
     p.out
 }
@@ -41,10 +52,15 @@ struct Printer<'a> {
     model: &'a Model,
     renames: &'a Renames,
     written: Vec<bool>,
+    null_namespace: bool,
     out: String,
 }
 
-impl Printer<'_> {
+impl<'a> Printer<'a> {
+    fn new(model: &'a Model, renames: &'a Renames) -> Self {
+        Printer { model, renames, written: vec![false; model.defs.len()], null_namespace: false, out: String::new() }
+    }
+
     // Names and symbols are checked against [A-Za-z0-9_.] at parse time: nothing to escape.
     fn quoted(&mut self, s: &str) {
         self.out.push('"');
@@ -87,6 +103,9 @@ impl Printer<'_> {
         self.written[i] = true;
         self.out.push_str(r#"{"name":"#);
         self.quoted(&def.full_name);
+        if self.null_namespace && !def.full_name.contains('.') {
+            self.out.push_str(r#","namespace":"""#);
+        }
         match &def.kind {
             DefKind::Record(fields) => {
                 self.out.push_str(r#","type":"record","fields":["#);
@@ -156,6 +175,28 @@ mod tests {
 
     fn fp(json: &str) -> String {
         fingerprint(&parsing_canonical_form(json).unwrap()).to_string()
+    }
+
+    /// A null-namespace type inside a namespaced one must come back as the same type when
+    /// the printed form is parsed again, even beside a type of the same bare name.
+    #[test]
+    fn the_form_for_parsers_keeps_null_namespaces() {
+        let json = r#"{"type":"record","name":"R","namespace":"x","fields":[
+            {"name":"f","type":{"type":"record","name":"S","namespace":"","fields":[]}},
+            {"name":"g","type":{"type":"record","name":"S","fields":[{"name":"a","type":"int"}]}}]}"#;
+        let model = Model::parse(json).unwrap();
+        let printed = print_for_parser(&model, &Renames::new());
+        let reparsed = apache_avro::Schema::parse_str(&printed).expect("a parser reads it back, without a clash");
+        let apache_avro::Schema::Record(r) = reparsed else { panic!("a record") };
+        let names: Vec<String> = r
+            .fields
+            .iter()
+            .map(|f| match &f.schema {
+                apache_avro::Schema::Record(inner) => inner.name.fullname(None),
+                other => panic!("a record field, not {other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["S", "x.S"], "each field keeps its own type");
     }
 
     #[test]

@@ -207,7 +207,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         let built = Arc::new(match resolve(writer, self.schema) {
             None => Err(Error::IncompatibleSchema { writer: writer.to_string(), reader: self.schema.to_string() }),
             Some(resolution) => {
-                let text = canonical::print(writer.model(), &resolution.renames);
+                let text = canonical::print_for_parser(writer.model(), &resolution.renames);
                 apache_avro::Schema::parse_str(&text).map_err(decode_error)
             }
         });
