@@ -257,3 +257,10 @@ async fn schemas_incompatible_and_evolved(bus: Bus, ns: String) {
     wrong.stop().await;
     evolved.stop().await;
 }
+
+/// The same program on MQTT: only the bus changes.
+#[cfg(feature = "mqtt")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_core_one_plugin_on_mqtt() {
+    one_core_one_plugin(mqtt().await, ns()).await
+}

@@ -181,3 +181,13 @@ macro_rules! on_buses {
     };
 }
 pub mod faulty;
+
+/// A connection to the shared MQTT broker (the test fails, naming the URL, without it).
+#[cfg(feature = "mqtt")]
+pub async fn mqtt() -> Bus {
+    let url = std::env::var("ORBITALIS_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
+    orbitalis::busline::MqttBus::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot use the MQTT broker at {url} (set ORBITALIS_MQTT_URL): {e}"))
+        .into()
+}
