@@ -10,7 +10,7 @@ use std::time::Duration;
 use apache_avro::AvroSchema;
 use orbitalis::prelude::*;
 use orbitalis::schemas::protocol::ErrorKind;
-use orbitalis::{Bytes, ConnectionInfo, Error, Identifier, SchemaSpec};
+use orbitalis::{Bytes, ConnectionInfo, Error, Identifier, RawPayload, SchemaSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -437,6 +437,50 @@ async fn generic_impls_policies_and_a_renamed_crate() {
     other.stop().await;
     home.stop().await;
     plugin.stop().await;
+}
+
+/// Reads raw payloads, but declares which schemas it accepts.
+struct Raw;
+
+#[plugin]
+impl Raw {
+    #[operation(accepts = [Int64])]
+    async fn double(&self, raw: RawPayload) -> Result<Int64, OperationError> {
+        let n = <Int64 as Message>::decode(&raw.datum).map_err(|e| OperationError::new(e.to_string()))?;
+        Ok(Int64(n.0 * 2))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn accepts_overrides_the_inferred_input_schemas() {
+    let bus = LocalBus::new();
+    let p = PluginBuilder::new("raw").bus(bus.clone()).start(Raw).await.unwrap();
+    let ints = CoreBuilder::new("ints")
+        .bus(bus.clone())
+        .require("double", Requirement::new().input::<Int64>().output::<Int64>())
+        .start(())
+        .await
+        .unwrap();
+    within("the int64 core connects", ints.wait_compliant()).await.unwrap();
+    let offered = &p.connections().await[0].input;
+    assert_eq!(offered, &SchemaSpec::of::<Int64>().unwrap(), "the declared schema, not ANY");
+    let out: Int64 = ints.call("double", Int64(21), Target::Any).await.unwrap();
+    assert_eq!(out.0, 42);
+    // Without `accepts` a RawPayload handler would take anything; with it, strings are refused.
+    let strings = CoreBuilder::new("strings")
+        .bus(bus.clone())
+        .require("double", Requirement::new().input::<StringMessage>().output::<Int64>())
+        .start(())
+        .await
+        .unwrap();
+    // Paused time: ten seconds are five Discovers of the string core, all left unanswered.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(strings.state(), State::NotCompliant);
+    assert_eq!(p.remote_identifiers().await, vec![id("ints")]);
+    for c in [ints, strings] {
+        c.stop().await;
+    }
+    p.stop().await;
 }
 
 #[test]

@@ -90,6 +90,8 @@ pub struct OperationArgs {
     pub name: Option<LitStr>,
     pub policy: Option<Expr>,
     pub period: Option<Period>,
+    /// More input types the operation accepts (`accepts = [A, B]`).
+    pub accepts: Vec<syn::Type>,
 }
 
 impl OperationArgs {
@@ -127,10 +129,18 @@ impl OperationArgs {
                         Period::Expr(Box::new(value.parse()?))
                     });
                 }
+                "accepts" => {
+                    twice(!args.accepts.is_empty())?;
+                    let value = meta.value()?;
+                    let content;
+                    syn::bracketed!(content in value);
+                    args.accepts
+                        .extend(syn::punctuated::Punctuated::<syn::Type, Token![,]>::parse_terminated(&content)?);
+                }
                 _ => {
                     let shown = quote!(#meta_path).to_string().replace(' ', "");
                     return Err(meta.error(format!(
-                        "unknown #[operation] argument `{shown}`: expected `name`, `policy` or `period`"
+                        "unknown #[operation] argument `{shown}`: expected `name`, `policy`, `period` or `accepts`"
                     )));
                 }
             }

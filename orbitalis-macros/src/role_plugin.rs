@@ -88,7 +88,9 @@ fn build(f: &ImplItemFn, attr: &Attribute, krate: &Path, errors: &mut Errors) ->
     let params = method::params(sig, &RULES, errors);
     let output = Output::of(&sig.output);
     let name = block::name_of(args.name.as_ref(), &sig.ident);
+    let accepts = &args.accepts;
     let policy = args.policy.as_ref().map(|p| quote!(.policy(#p)));
+    let policy = quote!(#(.accepts::<#accepts>())* #policy);
     let this = quote!(&*this);
     let (value, context) = (quote!(input), quote!(ctx));
     let call = method::call(&sig.ident, &this, &params, &value, &context);

@@ -148,6 +148,7 @@ pub struct Operation {
     pub(crate) policy: Policy,
     pub(crate) handler: Option<Arc<HandlerFn>>,
     pub(crate) periodic: Option<(Duration, Arc<ProducerFn>)>,
+    accepts_declared: bool,
 }
 
 impl fmt::Debug for Operation {
@@ -166,6 +167,18 @@ fn spec_of<T: Data>() -> Result<SchemaSpec, String> {
     T::spec().map_err(|e| e.to_string())
 }
 
+/// What `a` or `b` reads: flags or'ed, schemas in order without repeats.
+fn union(mut a: SchemaSpec, b: SchemaSpec) -> Result<SchemaSpec, String> {
+    a.empty |= b.empty;
+    a.any |= b.any;
+    for s in b.schemas() {
+        if a.find(s.fingerprint()).is_none() {
+            a = a.with_schema(s.clone()).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(a)
+}
+
 impl Operation {
     fn base(name: &str) -> Self {
         Operation {
@@ -175,6 +188,7 @@ impl Operation {
             policy: Policy::default(),
             handler: None,
             periodic: None,
+            accepts_declared: false,
         }
     }
 
@@ -273,6 +287,21 @@ impl Operation {
     /// Sets the policy.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Declares an input type this operation accepts: the first call replaces the spec
+    /// inferred from the handler, later ones add to it. Inputs are resolved into the
+    /// handler's type (PROTOCOL.md §5.3), so each must be readable as it: an older version of
+    /// the handler's record, or any schema for a [`RawPayload`](orbitalis_schemas::RawPayload)
+    /// handler that should see only some. An error surfaces when the plugin is built.
+    pub fn accepts<T: Data>(mut self) -> Self {
+        let declared = if self.accepts_declared { self.input } else { Ok(SchemaSpec::none()) };
+        self.accepts_declared = true;
+        self.input = match (declared, spec_of::<T>()) {
+            (Ok(mine), Ok(more)) => union(mine, more),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         self
     }
 
