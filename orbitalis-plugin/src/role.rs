@@ -153,17 +153,9 @@ impl PluginRole {
 
     /// An input on one of this plugin's input topics (check 6, §5.3, Y1, Y4).
     fn on_input(&mut self, base: &mut Base, d: Delivery) {
-        let parsed = match base.topics.parse(&d.topic) {
-            Ok(p) if p.kind == Kind::In && !p.broadcast => p,
-            _ => return base.drop_msg(Counter::unknown_topic, format_args!("input on {}", d.topic)),
-        };
-        if parsed.sender != d.event.publisher.as_str() {
-            return base
-                .drop_msg(Counter::sender_mismatch, format_args!("{} published by {}", d.topic, d.event.publisher));
-        }
-        let Some((operation, id)) = parsed.data else { return };
+        let Some((sender, operation, id)) = base.data_route(&d, Kind::In) else { return };
         let conn = match base.connections.get_mut(&id) {
-            Some(c) if c.remote.as_str() == parsed.sender && c.operation.as_str() == operation => c,
+            Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => c,
             _ => return base.drop_msg(Counter::unknown_connection, format_args!("input on unknown connection {id}")),
         };
         conn.last_use = Instant::now();

@@ -74,16 +74,7 @@ impl CoreRole {
 
     /// An event on this core's output topics.
     pub(crate) fn on_output(&mut self, base: &mut Base, d: Delivery) {
-        let parsed = match base.topics.parse(&d.topic) {
-            Ok(p) if p.kind == Kind::Out && !p.broadcast => p,
-            _ => return base.drop_msg(Counter::unknown_topic, format_args!("output on {}", d.topic)),
-        };
-        if parsed.sender != d.event.publisher.as_str() {
-            return base
-                .drop_msg(Counter::sender_mismatch, format_args!("{} published by {}", d.topic, d.event.publisher));
-        }
-        let Some((operation, id)) = parsed.data else { return };
-        let sender = parsed.sender;
+        let Some((sender, operation, id)) = base.data_route(&d, Kind::Out) else { return };
         // Check 6: a connection of that operation with that sender, or a pending request (C1g).
         let (n_out, routed_pending, operation, plugin) = match base.connections.get(&id) {
             Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => {

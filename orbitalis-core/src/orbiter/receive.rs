@@ -138,6 +138,28 @@ impl Base {
         })
     }
 
+    /// Check 6 for a data delivery of `kind`: the topic is this orbiter's and names its
+    /// publisher as sender. Returns `(sender, operation, connection)` from the topic; whether
+    /// that connection exists is the role's to check.
+    pub fn data_route<'a>(&self, d: &'a Delivery, kind: Kind) -> Option<(&'a str, &'a str, Uuid)> {
+        let parsed = match self.topics.parse(&d.topic) {
+            Ok(p) if p.kind == kind && !p.broadcast => p,
+            _ => {
+                self.drop_msg(
+                    Counter::unknown_topic,
+                    format_args!("{} is not a {} topic of this orbiter", d.topic, kind.token()),
+                );
+                return None;
+            }
+        };
+        if parsed.sender != d.event.publisher.as_str() {
+            self.drop_msg(Counter::sender_mismatch, format_args!("{} published by {}", d.topic, d.event.publisher));
+            return None;
+        }
+        let (operation, id) = parsed.data?;
+        Some((parsed.sender, operation, id))
+    }
+
     /// A2: a valid message from `remote` addressed to this orbiter; control messages also
     /// record the remote's dead-after.
     pub fn seen(&mut self, remote: &str, dead_after_ms: Option<i64>) {
