@@ -1,5 +1,6 @@
 //! The attribute macros: what `#[plugin]`, `#[core]` and their inner attributes declare,
-//! run on the in-memory bus with paused time; and their compile errors (`tests/ui`).
+//! run on the in-memory bus with paused time. Their compile errors are tested in
+//! `orbitalis-macros/tests/ui`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -481,9 +482,4 @@ async fn accepts_overrides_the_inferred_input_schemas() {
         c.stop().await;
     }
     p.stop().await;
-}
-
-#[test]
-fn compile_errors_point_at_the_mistake() {
-    trybuild::TestCases::new().compile_fail("tests/ui/*.rs");
 }
