@@ -123,7 +123,7 @@ fn measure(c: &mut Criterion, rt: &tokio::runtime::Runtime, bus: &str, crowd: Cr
 }
 
 fn local(c: &mut Criterion) {
-    for (n, measurement) in [(1, 2), (50, 2), (1000, 2)] {
+    for (n, measurement) in [(1, 2), (50, 2), (1000, 3)] {
         let rt = common::runtime();
         let bus: Bus = LocalBus::new().into();
         let crowd = rt.block_on(Crowd::start(n, bus.clone(), || std::future::ready(bus.clone()), false));
