@@ -523,3 +523,31 @@ async fn setup_data_reaches_the_plugin_and_send_to_all_pushes() {
     c.stop().await;
     p.stop().await;
 }
+
+/// Many callers on many threads: each reply reaches its call, even when it overtakes the
+/// call's registration (the registration queue has many senders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_on_many_threads_get_every_reply() {
+    let (bus, ns) = (local(), ns());
+    let echo = Operation::new("work", |n: Int64, _ctx| async move { Ok(n) });
+    let limits = Limits { data_queue: 10_000, handler_queue: 10_000, ..Limits::default() };
+    let (p, c) = pair(&bus, &ns, echo, limits.clone(), limits).await;
+    let callers: Vec<_> = (0..64)
+        .map(|k| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    let n = k * 1000 + i;
+                    let out: Int64 = c.call("work", Int64(n), Target::Any).await.unwrap();
+                    assert_eq!(out.0, n);
+                }
+            })
+        })
+        .collect();
+    for h in callers {
+        h.await.unwrap();
+    }
+    assert_eq!(c.counters().late_reply, 0);
+    c.stop().await;
+    p.stop().await;
+}

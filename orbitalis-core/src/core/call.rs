@@ -1,7 +1,9 @@
 //! Outputs on the core (PROTOCOL.md §7.2 X2-X3, §5.3): call replies to their waiting call,
 //! other outputs to the operation's sink.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use busline::{Delivery, Identifier, Payload};
 use orbitalis_schemas::protocol::{CloseReason, ErrorKind, OperationError, OperationResult, ProtocolMessage};
@@ -27,8 +29,71 @@ pub(crate) struct WaitingCall {
     pub reply: oneshot::Sender<CallOutcome>,
 }
 
+/// How long a reply may wait for its call's registration.
+///
+/// A caller registers, then publishes, so the registration is queued before the reply can
+/// exist; but a queue with many senders delivers in the order they claimed their slots, so one
+/// caller's unfinished send can hide another's registration for a moment while its reply is
+/// already here. Such a reply waits here briefly instead of being dropped.
+const EARLY_REPLY_TTL: Duration = Duration::from_secs(1);
+/// Most replies waiting for their registration.
+const EARLY_REPLIES: usize = 1024;
+
+/// A reply that came before its call's registration.
+pub(crate) struct EarlyReply {
+    connection: Uuid,
+    outcome: CallOutcome,
+    at: Instant,
+}
+
+/// Replies waiting for their registration, oldest first.
+#[derive(Default)]
+pub(crate) struct EarlyReplies {
+    by_id: HashMap<Uuid, EarlyReply>,
+    order: VecDeque<Uuid>,
+}
+
+impl EarlyReplies {
+    /// Keeps a reply; returns one it pushed out, now late.
+    fn keep(&mut self, id: Uuid, reply: EarlyReply) -> Option<Uuid> {
+        let evicted = (self.order.len() >= EARLY_REPLIES).then(|| self.order.pop_front()).flatten();
+        if let Some(old) = evicted {
+            self.by_id.remove(&old);
+        }
+        self.by_id.insert(id, reply);
+        self.order.push_back(id);
+        evicted
+    }
+
+    /// The reply of call `id` on `connection`, if it came first.
+    fn take(&mut self, id: &Uuid, connection: &Uuid) -> Option<CallOutcome> {
+        if self.by_id.get(id).is_none_or(|r| &r.connection != connection) {
+            return None;
+        }
+        self.order.retain(|x| x != id);
+        self.by_id.remove(id).map(|r| r.outcome)
+    }
+
+    /// Forgets replies that waited too long; returns how many.
+    fn expire(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some(id) = self.order.front() {
+            match self.by_id.get(id) {
+                Some(r) if now.saturating_duration_since(r.at) < EARLY_REPLY_TTL => break,
+                _ => {
+                    let id = *id;
+                    self.order.pop_front();
+                    n += usize::from(self.by_id.remove(&id).is_some());
+                }
+            }
+        }
+        n
+    }
+}
+
 impl CoreRole {
-    /// Registers a call before its input is published.
+    /// Registers a call before its input is published; answers it at once if its reply
+    /// came first.
     pub(crate) fn register_call(
         &mut self,
         id: Uuid,
@@ -36,6 +101,11 @@ impl CoreRole {
         deadline: Instant,
         reply: oneshot::Sender<CallOutcome>,
     ) {
+        if let Some(outcome) = self.early.take(&id, &connection) {
+            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = reply.send(outcome);
+            return;
+        }
         *self.calls_per_conn.entry(connection).or_default() += 1;
         self.calls.insert(id, WaitingCall { connection, deadline, reply });
     }
@@ -63,8 +133,12 @@ impl CoreRole {
         }
     }
 
-    /// Drops calls whose callers stopped waiting without saying so.
-    pub(crate) fn purge_calls(&mut self, now: Instant) {
+    /// Drops calls whose callers stopped waiting without saying so, and replies whose call
+    /// never registered.
+    pub(crate) fn purge_calls(&mut self, base: &Base, now: Instant) {
+        for _ in 0..self.early.expire(now) {
+            base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
+        }
         let ids: Vec<Uuid> =
             self.calls.iter().filter(|(_, c)| c.deadline <= now || c.reply.is_closed()).map(|(k, _)| *k).collect();
         for id in ids {
@@ -141,9 +215,15 @@ impl CoreRole {
         } else {
             return base.drop_msg(Counter::invalid_message, format_args!("a correlated output that is not a reply"));
         };
-        let waiting = !routed_pending && self.calls.get(&k).is_some_and(|c| c.connection == connection);
-        if !waiting {
-            return base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
+        if routed_pending {
+            return base.drop_msg(Counter::late_reply, format_args!("a reply on a connection not yet open"));
+        }
+        if self.calls.get(&k).is_none_or(|c| c.connection != connection) {
+            let early = EarlyReply { connection, outcome, at: Instant::now() };
+            if self.early.keep(k, early).is_some() {
+                base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
+            }
+            return;
         }
         if let Some(call) = self.take_call(&k) {
             let _ = call.reply.send(outcome);

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::call::{CallOutcome, WaitingCall};
+use super::call::{CallOutcome, EarlyReplies, WaitingCall};
 use super::compliance::{compliant, counts};
 use super::execute::{Candidate, ExecView, OpView};
 use super::requirement::Resolved;
@@ -62,6 +62,7 @@ pub(crate) struct CoreRole {
     pub sink_queues: HashMap<Identifier, SinkQueue>,
     pub calls: HashMap<Uuid, WaitingCall>,
     pub calls_per_conn: HashMap<Uuid, usize>,
+    pub early: EarlyReplies,
     pub waiting: Arc<AtomicUsize>,
     pub last_discover: Option<Instant>,
     pub setup_hook: SetupHook,
@@ -83,6 +84,7 @@ impl CoreRole {
             sink_queues: HashMap::new(),
             calls: HashMap::new(),
             calls_per_conn: HashMap::new(),
+            early: EarlyReplies::default(),
             waiting: Arc::default(),
             last_discover: None,
             setup_hook,
@@ -296,7 +298,7 @@ impl Role for CoreRole {
     }
 
     fn tick(&mut self, base: &mut Base, now: Instant) {
-        self.purge_calls(now);
+        self.purge_calls(base, now);
         self.maybe_discover(base, now);
     }
 
