@@ -383,8 +383,8 @@ impl Role for PluginRole {
     fn react(&mut self, _base: &mut Base, _closed: Vec<Closed>, _dropped: Vec<Pending>) {}
 
     fn settle(&mut self, base: &mut Base) {
-        if base.generation() != self.generation {
-            self.generation = base.generation();
+        if base.connection_generation() != self.generation {
+            self.generation = base.connection_generation();
             self.refresh_view(base);
             self.refresh_periodic(base);
         }

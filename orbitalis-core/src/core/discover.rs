@@ -41,12 +41,16 @@ impl CoreRole {
         if base.stopping || base.paused {
             return;
         }
-        let needed = self.reqs.iter().any(|r| !compliant(base, &r.operation, &r.req));
         let since = self.last_discover.map(|t| now.saturating_duration_since(t));
-        let due_needed = needed && since.is_none_or(|s| s >= base.timing.discover_interval);
+        let interval_passed = since.is_none_or(|s| s >= base.timing.discover_interval);
         let due_opportunistic =
             base.timing.opportunistic_discover_interval.is_some_and(|o| since.is_none_or(|s| s >= o));
-        if !(due_needed || due_opportunistic) {
+        // Timers first: they rule most calls out without looking at any requirement.
+        if !interval_passed && !due_opportunistic {
+            return;
+        }
+        let needed = self.reqs.iter().any(|r| !compliant(base, &r.operation, &r.req));
+        if !(needed || due_opportunistic) {
             return;
         }
         let queries = self.queries(base);

@@ -69,6 +69,7 @@ pub(crate) struct CoreRole {
     view: watch::Sender<Arc<ExecView>>,
     usage: Usage,
     generation: u64,
+    view_generation: u64,
 }
 
 impl CoreRole {
@@ -91,6 +92,7 @@ impl CoreRole {
             view,
             usage: Usage::default(),
             generation: u64::MAX,
+            view_generation: u64::MAX,
         }
     }
 
@@ -126,10 +128,6 @@ impl CoreRole {
 
     /// Republishes the view when connections changed since the last one.
     fn refresh_view(&mut self, base: &Base) {
-        if base.generation() == self.generation {
-            return;
-        }
-        self.generation = base.generation();
         let mut ops: HashMap<Identifier, OpView> = HashMap::new();
         for r in &self.reqs {
             let mut candidates: Vec<Candidate> = base
@@ -309,10 +307,14 @@ impl Role for CoreRole {
     }
 
     fn settle(&mut self, base: &mut Base) {
-        if base.generation() != self.generation {
+        if base.connection_generation() != self.view_generation {
+            self.view_generation = base.connection_generation();
             // The view first: a caller woken by COMPLIANT must find the connections in it.
             self.refresh_view(base);
             self.recompute(base);
+        }
+        if base.generation() != self.generation {
+            self.generation = base.generation();
             self.maybe_discover(base, Instant::now());
         }
     }

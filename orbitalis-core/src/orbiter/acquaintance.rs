@@ -19,7 +19,6 @@ pub struct Acquaintance {
     /// `D_R`: after how long of silence the remote declares us dead; `None` = never.
     pub dead_after: Option<Duration>,
     pub last_seen: Instant,
-    pub last_seen_us: i64,
     /// Last control message sent to it (K2).
     pub last_control_sent: Option<Instant>,
     /// Last Keepalive sent to it (K2, reconciliation).
@@ -123,14 +122,7 @@ impl Acquaintances {
     /// A1: makes room for and records a new acquaintance. `busy` tells whether a remote still
     /// holds connections or pending requests; only idle ones are evicted. Returns `false` when
     /// no slot can be freed (`acquaintance_limit`).
-    pub fn create(
-        &mut self,
-        id: &Identifier,
-        incarnation: Uuid,
-        now: Instant,
-        now_us: i64,
-        busy: impl Fn(&str) -> bool,
-    ) -> bool {
+    pub fn create(&mut self, id: &Identifier, incarnation: Uuid, now: Instant, busy: impl Fn(&str) -> bool) -> bool {
         if self.map.len() >= self.max {
             let evict =
                 self.map.iter().filter(|(k, _)| !busy(k)).min_by_key(|(_, a)| a.last_seen).map(|(k, _)| k.clone());
@@ -149,7 +141,6 @@ impl Acquaintances {
                 replaced: None,
                 dead_after: None,
                 last_seen: now,
-                last_seen_us: now_us,
                 last_control_sent: None,
                 last_keepalive_sent: None,
                 probed_at_seen: None,
@@ -178,7 +169,7 @@ mod tests {
         let now = Instant::now();
         let s = Duration::from_secs;
         assert_eq!(a.check("p", v7(2 << 16), now, s(120), s(10)), Incarnation::Unknown);
-        assert!(a.create(&id, v7(2 << 16), now, 0, |_| false));
+        assert!(a.create(&id, v7(2 << 16), now, |_| false));
         assert_eq!(a.check("p", v7(2 << 16), now, s(120), s(10)), Incarnation::Same);
         assert_eq!(a.check("p", v7(1 << 16), now, s(120), s(10)), Incarnation::Stale { collision: false });
         assert_eq!(a.check("p", v7(1 << 16), now + s(11), s(120), s(10)), Incarnation::Stale { collision: true });
@@ -192,9 +183,9 @@ mod tests {
     async fn only_idle_acquaintances_are_evicted() {
         let mut a = Acquaintances::new(1);
         let now = Instant::now();
-        assert!(a.create(&Identifier::new("a").unwrap(), v7(1), now, 0, |_| false));
-        assert!(!a.create(&Identifier::new("b").unwrap(), v7(1), now, 0, |_| true));
-        assert!(a.create(&Identifier::new("b").unwrap(), v7(1), now, 0, |_| false));
+        assert!(a.create(&Identifier::new("a").unwrap(), v7(1), now, |_| false));
+        assert!(!a.create(&Identifier::new("b").unwrap(), v7(1), now, |_| true));
+        assert!(a.create(&Identifier::new("b").unwrap(), v7(1), now, |_| false));
         assert!(a.get("a").is_none() && a.get("b").is_some());
     }
 }

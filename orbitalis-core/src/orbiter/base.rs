@@ -171,6 +171,13 @@ impl Base {
         self.connections.generation() + self.pending.generation() + self.changes
     }
 
+    /// Changes whenever connections (or their states) or requirements change; unlike
+    /// [`Base::generation`], not with pending requests, so views of connections are not
+    /// rebuilt at every step of a handshake.
+    pub fn connection_generation(&self) -> u64 {
+        self.connections.generation() + self.changes
+    }
+
     /// Marks a change the tables do not see (a connection entering CLOSING, a requirement).
     pub fn bump(&mut self) {
         self.changes += 1;
@@ -264,7 +271,7 @@ impl Base {
 
     /// Whether `remote` holds a connection or pending request with this orbiter.
     pub fn shares_anything(&self, remote: &str) -> bool {
-        !self.connections.with_remote(remote).is_empty() || !self.pending.with_remote(remote).is_empty()
+        self.connections.has_remote(remote) || self.pending.has_remote(remote)
     }
 
     /// A remote is gone (A3 restart, K4 death): closes its connections locally, optionally

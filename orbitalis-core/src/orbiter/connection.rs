@@ -138,6 +138,11 @@ impl PairIndex {
         }
     }
 
+    /// Whether any entry has `remote`.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        self.0.contains_key(remote)
+    }
+
     /// Keys of every entry with `remote`.
     pub fn with_remote(&self, remote: &str) -> Vec<Uuid> {
         self.0.get(remote).map(|m| m.values().copied().collect()).unwrap_or_default()
@@ -203,6 +208,11 @@ impl Connections {
     /// Ids of connections with `remote`.
     pub fn with_remote(&self, remote: &str) -> Vec<Uuid> {
         self.by_pair.with_remote(remote)
+    }
+
+    /// Whether any connection is with `remote`.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        self.by_pair.has_remote(remote)
     }
 
     /// Connections (any state) for `operation`.

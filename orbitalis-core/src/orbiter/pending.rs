@@ -124,6 +124,11 @@ impl PendingTable {
         self.by_pair.with_remote(remote)
     }
 
+    /// Whether any pending request is with `remote`.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        self.by_pair.has_remote(remote)
+    }
+
     pub fn for_operation<'a>(&'a self, operation: &'a str) -> impl Iterator<Item = &'a Pending> + 'a {
         self.by_key.values().filter(move |p| p.operation.as_str() == operation)
     }

@@ -165,7 +165,6 @@ impl Base {
     pub fn seen(&mut self, remote: &str, dead_after_ms: Option<i64>) {
         if let Some(a) = self.peers.get_mut(remote) {
             a.last_seen = Instant::now();
-            a.last_seen_us = busline::envelope::now_us();
             if let Some(ms) = dead_after_ms {
                 a.dead_after = (ms > 0).then(|| std::time::Duration::from_millis(ms as u64));
             }
@@ -181,8 +180,8 @@ impl Base {
         let now = Instant::now();
         let connections = &self.connections;
         let pending = &self.pending;
-        let busy = |id: &str| !connections.with_remote(id).is_empty() || !pending.with_remote(id).is_empty();
-        if !self.peers.create(from, sender.incarnation, now, busline::envelope::now_us(), busy) {
+        let busy = |id: &str| connections.has_remote(id) || pending.has_remote(id);
+        if !self.peers.create(from, sender.incarnation, now, busy) {
             self.drop_msg(Counter::acquaintance_limit, format_args!("no room to remember {from}"));
             return false;
         }

@@ -11,7 +11,7 @@ use futures::stream::SelectAll;
 use orbitalis_schemas::protocol::{CloseReason, Control, Role as WireRole};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::base::{Base, BaseConfig, Closed};
@@ -186,7 +186,9 @@ struct Orbiter<R: Role> {
 impl<R: Role> Orbiter<R> {
     async fn run(mut self) {
         let tick = self.base.timing.tick_interval;
-        let mut next_tick = Instant::now() + tick;
+        // One timer for the whole run, reset only when it fires: a timer per event costs.
+        let timer = tokio::time::sleep(tick);
+        tokio::pin!(timer);
         let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         let mut commands_open = true;
         loop {
@@ -194,9 +196,9 @@ impl<R: Role> Orbiter<R> {
                 break;
             }
             // A flood on one source never starves the tick.
-            if Instant::now() >= next_tick {
+            if Instant::now() >= timer.deadline() {
                 self.tick();
-                next_tick = Instant::now() + tick;
+                timer.as_mut().reset(Instant::now() + tick);
             }
             tokio::select! {
                 biased;
@@ -209,9 +211,9 @@ impl<R: Role> Orbiter<R> {
                     None => commands_open = false,
                 },
                 Some(d) = self.data.next() => self.role.data(&mut self.base, d),
-                _ = sleep_until(next_tick) => {
+                _ = &mut timer => {
                     self.tick();
-                    next_tick = Instant::now() + tick;
+                    timer.as_mut().reset(Instant::now() + tick);
                 }
             }
             react(&mut self.base, &mut self.role);
