@@ -70,20 +70,8 @@ impl LocalBus {
         Ok(LocalBus { inner: Arc::new(inner) })
     }
 
-    fn check_open(&self) -> Result<(), Error> {
-        if self.inner.closed.load(Relaxed) { Err(Error::Closed) } else { Ok(()) }
-    }
-}
-
-impl From<LocalBus> for Bus {
-    fn from(bus: LocalBus) -> Bus {
-        Bus::new(bus)
-    }
-}
-
-#[async_trait]
-impl Transport for LocalBus {
-    async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
+    /// Publishes without awaiting anything: delivering in memory never waits.
+    pub(crate) fn publish_now(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
         self.check_open()?;
         event.check_size(self.inner.max_envelope_size)?;
         let counters = &self.inner.counters;
@@ -96,6 +84,23 @@ impl Transport for LocalBus {
             }
         });
         Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.inner.closed.load(Relaxed) { Err(Error::Closed) } else { Ok(()) }
+    }
+}
+
+impl From<LocalBus> for Bus {
+    fn from(bus: LocalBus) -> Bus {
+        Bus::local(bus)
+    }
+}
+
+#[async_trait]
+impl Transport for LocalBus {
+    async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
+        self.publish_now(topic, event)
     }
 
     async fn subscribe_with(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription, Error> {

@@ -16,12 +16,18 @@ use crate::error::DecodeErrorKind;
 use crate::topic::Topic;
 use crate::transport::Delivery;
 
+/// A counter on a cache line of its own: publishers and subscribers count on different
+/// threads, and sharing a line would make every delivery pay for the other side's writes.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {
         /// Live counters of one bus, shared by its clones and subscriptions.
         #[derive(Debug, Default)]
         pub struct Counters {
-            $($name: AtomicU64,)*
+            $($name: Padded,)*
             last_warn: [AtomicU64; COUNTER_COUNT],
         }
 
@@ -44,11 +50,11 @@ macro_rules! counters {
         impl Counters {
             /// Copies every counter.
             pub fn snapshot(&self) -> CounterSnapshot {
-                CounterSnapshot { $($name: self.$name.load(Relaxed),)* }
+                CounterSnapshot { $($name: self.$name.0.load(Relaxed),)* }
             }
 
             fn cell(&self, c: Counter) -> &AtomicU64 {
-                match c { $(Counter::$name => &self.$name,)* }
+                match c { $(Counter::$name => &self.$name.0,)* }
             }
         }
 
@@ -154,13 +160,13 @@ pub(crate) fn decode_delivery(topic: &str, bytes: &Bytes, max: usize, counters: 
     }
 }
 
-/// Hashes event ids: they are random (v4) or time plus random (v7), so folding their words
-/// spreads them well, at a fraction of SipHash's cost per delivery. Not for keys an attacker
-/// can choose freely: a flood of colliding ids only slows one subscription's window.
+/// A fast hash for the per-event lookups of the bus: event ids (random, or time plus random)
+/// and topic tokens (matched against the bus's own subscriptions). It folds 8-byte words at a
+/// fraction of SipHash's cost; a flood of colliding keys only slows one subscriber's lookups.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+pub(crate) struct FoldHasher(u64);
 
-impl Hasher for IdHasher {
+impl Hasher for FoldHasher {
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
@@ -181,7 +187,7 @@ impl Hasher for IdHasher {
 /// Remembers the last `capacity` event ids of one subscription (receive check 7).
 #[derive(Debug)]
 pub struct DuplicateWindow {
-    seen: HashSet<Uuid, BuildHasherDefault<IdHasher>>,
+    seen: HashSet<Uuid, BuildHasherDefault<FoldHasher>>,
     order: VecDeque<Uuid>,
     capacity: usize,
 }

@@ -2,6 +2,9 @@
 //! subscriptions that can match instead of every one.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::receive::FoldHasher;
 
 /// Subscribers of type `T`, keyed by an id unique per subscription.
 #[derive(Debug)]
@@ -12,7 +15,7 @@ pub(crate) struct Routes<T> {
 
 #[derive(Debug)]
 struct Node<T> {
-    literal: HashMap<Box<str>, Node<T>>,
+    literal: HashMap<Box<str>, Node<T>, BuildHasherDefault<FoldHasher>>,
     star: Option<Box<Node<T>>>,
     /// Subscribers whose pattern ends here with `>`.
     rest: Vec<(u64, T)>,
@@ -22,7 +25,7 @@ struct Node<T> {
 
 impl<T> Default for Node<T> {
     fn default() -> Self {
-        Node { literal: HashMap::new(), star: None, rest: Vec::new(), here: Vec::new() }
+        Node { literal: HashMap::default(), star: None, rest: Vec::new(), here: Vec::new() }
     }
 }
 

@@ -11,6 +11,7 @@ use futures::Stream;
 
 use crate::envelope::Event;
 use crate::error::Error;
+use crate::local::LocalBus;
 use crate::receive::{Counter, CounterSnapshot, Counters, DuplicateWindow};
 use crate::topic::{Pattern, Topic};
 
@@ -112,57 +113,68 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
 /// A cheap, cloneable handle to any transport; what orbiters are given.
 #[derive(Clone, Debug)]
-pub struct Bus(Arc<dyn Transport>);
+pub struct Bus {
+    local: Option<LocalBus>,
+    transport: Arc<dyn Transport>,
+}
 
 impl Bus {
     /// Wraps a transport.
     pub fn new(transport: impl Transport) -> Self {
-        Bus(Arc::new(transport))
+        Bus { local: None, transport: Arc::new(transport) }
+    }
+
+    /// Wraps the in-memory bus, whose publishes then skip the boxed future of the trait.
+    pub(crate) fn local(bus: LocalBus) -> Self {
+        Bus { local: Some(bus.clone()), transport: Arc::new(bus) }
     }
 
     /// Publishes `event` on `topic`.
     pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
-        self.0.publish(topic, event).await
+        match &self.local {
+            Some(local) => local.publish_now(topic, event),
+            None => self.transport.publish(topic, event).await,
+        }
     }
 
     /// Subscribes to `pattern` with default options.
     pub async fn subscribe(&self, pattern: &Pattern) -> Result<Subscription, Error> {
-        self.0.subscribe_with(pattern, SubscribeOptions::default()).await
+        self.transport.subscribe_with(pattern, SubscribeOptions::default()).await
     }
 
     /// Subscribes to `pattern`.
     pub async fn subscribe_with(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription, Error> {
-        self.0.subscribe_with(pattern, options).await
+        self.transport.subscribe_with(pattern, options).await
     }
 
     /// See [`Transport::flush`].
     pub async fn flush(&self) -> Result<(), Error> {
-        self.0.flush().await
+        self.transport.flush().await
     }
 
     /// See [`Transport::close`].
     pub async fn close(&self) -> Result<(), Error> {
-        self.0.close().await
+        self.transport.close().await
     }
 
     /// See [`Transport::counters`].
     pub fn counters(&self) -> CounterSnapshot {
-        self.0.counters()
+        self.transport.counters()
     }
 
     /// See [`Transport::max_envelope_size`].
     pub fn max_envelope_size(&self) -> usize {
-        self.0.max_envelope_size()
+        self.transport.max_envelope_size()
     }
 
     /// See [`Transport::subscription_count`].
     pub fn subscription_count(&self) -> usize {
-        self.0.subscription_count()
+        self.transport.subscription_count()
     }
 
     /// See [`Transport::connection_state`].
     pub fn connection_state(&self) -> ConnectionState {
-        self.0.connection_state()
+        self.transport.connection_state()
     }
 }
 
