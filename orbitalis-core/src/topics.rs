@@ -71,7 +71,21 @@ impl Kind {
     }
 
     fn from_token(t: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.token() == t)
+        Some(match t {
+            "discover" => Kind::Discover,
+            "offer" => Kind::Offer,
+            "reply" => Kind::Reply,
+            "response" => Kind::Response,
+            "keepalive" => Kind::Keepalive,
+            "keepalive-request" => Kind::KeepaliveRequest,
+            "close" => Kind::Close,
+            "close-ack" => Kind::CloseAck,
+            "in" => Kind::In,
+            "out" => Kind::Out,
+            "introspect" => Kind::Introspect,
+            "introspect-reply" => Kind::IntrospectReply,
+            _ => return None,
+        })
     }
 
     /// Whether events of this kind carry user data (inputs, outputs).

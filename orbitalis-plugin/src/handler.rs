@@ -2,16 +2,18 @@
 //! operation, a fair share per connection, off the orbiter task. A handler's failure or panic
 //! is reported to its caller or counted; it never takes the plugin down.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant as StdInstant;
 
 use busline::{Bus, Event, Identifier, Payload, Topic};
 use orbitalis_core::orbiter::counters::{Counter, Counters};
 use orbitalis_core::orbiter::hooks::guarded;
+use orbitalis_core::orbiter::usage::ConnStats;
 use orbitalis_schemas::SchemaSpec;
 use orbitalis_schemas::protocol::{ErrorKind, OperationError as WireError, OperationResult, ProtocolMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::operation::{Failure, HandlerFn, Invocation, Produced};
@@ -23,18 +25,11 @@ pub(crate) struct Job {
     pub correlation: Option<Uuid>,
     pub output_topic: Topic,
     pub n_out: Arc<SchemaSpec>,
+    /// The connection's shared figures: its in-flight count and last use.
+    pub stats: Arc<ConnStats>,
 }
 
-/// The queue and running count of one operation.
-#[derive(Default)]
-pub(crate) struct Pool {
-    queue: VecDeque<Job>,
-    running: usize,
-    per_connection: HashMap<Uuid, usize>,
-}
-
-/// What a pool needs to run jobs.
-#[derive(Clone)]
+/// What runs need besides their job; shared, so a run costs one reference count.
 pub(crate) struct Runner {
     pub bus: Bus,
     pub me: Identifier,
@@ -42,45 +37,61 @@ pub(crate) struct Runner {
     pub work: mpsc::Sender<PluginWork>,
     pub capacity: usize,
     pub concurrency: usize,
+    /// The run's epoch, for last uses.
+    pub epoch: Instant,
+}
+
+/// One operation's handler runs: a queue of `capacity` inputs feeding a dispatcher that
+/// starts them in arrival order, `concurrency` at a time, each in its own task. The orbiter
+/// task only queues; it hears back only when a connection has no work left (G2).
+pub(crate) struct Pool {
+    tx: mpsc::Sender<Job>,
+    permits: Arc<Semaphore>,
+    handler: Arc<HandlerFn>,
+    runner: Arc<Runner>,
 }
 
 impl Pool {
-    /// Jobs queued or running on `connection`: its in-flight work (G2).
-    pub fn in_flight(&self, connection: &Uuid) -> usize {
-        self.per_connection.get(connection).copied().unwrap_or(0)
+    /// Starts the dispatcher; it ends once the pool is dropped and its queue is empty.
+    pub fn start(handler: Arc<HandlerFn>, r: Arc<Runner>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Job>(r.capacity);
+        let permits = Arc::new(Semaphore::new(r.concurrency));
+        let (h, runner, p) = (handler.clone(), r.clone(), permits.clone());
+        tokio::spawn(async move {
+            // The permit first: a job leaves the queue only to run, so the queue holds
+            // exactly `capacity` waiting inputs.
+            while let Ok(permit) = p.clone().acquire_owned().await {
+                let Some(job) = rx.recv().await else { break };
+                tokio::spawn(run(job, h.clone(), runner.clone(), permit));
+            }
+        });
+        Pool { tx, permits, handler, runner: r }
     }
 
     /// Queues `job`, or refuses it (`false`) when the operation's queue or the connection's
-    /// share is full.
-    pub fn submit(&mut self, job: Job, handler: &Arc<HandlerFn>, r: &Runner, connections: usize) -> bool {
-        let conn = job.invocation.context.connection;
-        let share = 64.max(r.capacity / connections.max(1));
-        let mine = self.in_flight(&conn);
-        if self.queue.len() >= r.capacity || mine >= share {
+    /// share of it (`max(64, capacity / connections)`) is full.
+    pub fn submit(&self, job: Job, connections: usize) -> bool {
+        let capacity = self.runner.capacity;
+        let share = 64.max(capacity / connections.max(1));
+        let outstanding = &job.stats.outstanding;
+        if outstanding.load(Ordering::Acquire) >= share {
             return false;
         }
-        *self.per_connection.entry(conn).or_default() += 1;
-        if self.running < r.concurrency {
-            self.running += 1;
-            spawn(job, handler.clone(), r.clone());
-        } else {
-            self.queue.push_back(job);
+        outstanding.fetch_add(1, Ordering::AcqRel);
+        // With nothing queued and a permit free, start at once: no hop through the
+        // dispatcher, and no input overtakes a queued one.
+        if self.tx.capacity() == self.tx.max_capacity()
+            && let Ok(permit) = self.permits.clone().try_acquire_owned()
+        {
+            tokio::spawn(run(job, self.handler.clone(), self.runner.clone(), permit));
+            return true;
         }
-        true
-    }
-
-    /// A run on `connection` ended: start the next queued job.
-    pub fn done(&mut self, connection: &Uuid, handler: Option<&Arc<HandlerFn>>, r: &Runner) {
-        if let Some(n) = self.per_connection.get_mut(connection) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_connection.remove(connection);
+        match self.tx.try_send(job) {
+            Ok(()) => true,
+            Err(e) => {
+                e.into_inner().stats.outstanding.fetch_sub(1, Ordering::AcqRel);
+                false
             }
-        }
-        self.running = self.running.saturating_sub(1);
-        if let (Some(h), Some(job)) = (handler, self.queue.pop_front()) {
-            self.running += 1;
-            spawn(job, h.clone(), r.clone());
         }
     }
 }
@@ -113,43 +124,47 @@ pub(crate) async fn reply_error(
     publish(r, topic, Some(correlation), Some(Payload::new(WireError::fingerprint(), err.encode()))).await;
 }
 
-fn spawn(job: Job, handler: Arc<HandlerFn>, r: Runner) {
-    tokio::spawn(async move {
-        let Job { invocation, correlation, output_topic, n_out } = job;
-        let operation = invocation.context.operation.clone();
-        let connection = invocation.context.connection;
-        let started = StdInstant::now();
-        let outcome = match guarded(handler(invocation)).await {
-            Ok(Ok(Produced::Nothing)) => Ok(None),
-            Ok(Ok(Produced::Value(p))) if n_out.accepts(p.as_ref().map(|p| p.fingerprint)) => Ok(Some(p)),
-            Ok(Ok(Produced::Value(_))) => Err((
-                ErrorKind::OutputNotAccepted,
-                "the handler's output is outside the negotiated output spec".to_owned(),
-                Counter::output_rejected,
-            )),
-            Ok(Err(Failure::InvalidInput(m))) => Err((ErrorKind::InvalidInput, m, Counter::invalid_input)),
-            Ok(Err(Failure::Handler(m) | Failure::Output(m))) => {
-                Err((ErrorKind::HandlerFailed, m, Counter::handler_errors))
-            }
-            Err(panic) => {
-                Err((ErrorKind::HandlerFailed, format!("the handler panicked: {panic}"), Counter::handler_errors))
-            }
-        };
-        match (outcome, correlation) {
-            (Ok(value), Some(k)) => {
-                let result = OperationResult {
-                    operation: operation.clone(),
-                    output: value.flatten(),
-                    handler_time_us: started.elapsed().as_micros() as i64,
-                };
-                let payload = Payload::new(OperationResult::fingerprint(), result.encode());
-                publish(&r, &output_topic, Some(k), Some(payload)).await;
-            }
-            (Ok(Some(p)), None) => publish(&r, &output_topic, None, p).await,
-            (Ok(None), None) => {}
-            (Err((kind, m, _)), Some(k)) => reply_error(&r, &output_topic, k, &operation, kind, m).await,
-            (Err((_, m, counter)), None) => r.counters.drop_with(counter, &r.me, format_args!("{operation}: {m}")),
+/// One handler run, holding one of its operation's permits.
+async fn run(job: Job, handler: Arc<HandlerFn>, r: Arc<Runner>, permit: OwnedSemaphorePermit) {
+    let Job { invocation, correlation, output_topic, n_out, stats } = job;
+    let operation = invocation.context.operation.clone();
+    let connection = invocation.context.connection;
+    let started = correlation.map(|_| StdInstant::now());
+    let outcome = match guarded(handler(invocation)).await {
+        Ok(Ok(Produced::Nothing)) => Ok(None),
+        Ok(Ok(Produced::Value(p))) if n_out.accepts(p.as_ref().map(|p| p.fingerprint)) => Ok(Some(p)),
+        Ok(Ok(Produced::Value(_))) => Err((
+            ErrorKind::OutputNotAccepted,
+            "the handler's output is outside the negotiated output spec".to_owned(),
+            Counter::output_rejected,
+        )),
+        Ok(Err(Failure::InvalidInput(m))) => Err((ErrorKind::InvalidInput, m, Counter::invalid_input)),
+        Ok(Err(Failure::Handler(m) | Failure::Output(m))) => {
+            Err((ErrorKind::HandlerFailed, m, Counter::handler_errors))
         }
-        let _ = r.work.send(PluginWork::HandlerDone { operation, connection }).await;
-    });
+        Err(panic) => {
+            Err((ErrorKind::HandlerFailed, format!("the handler panicked: {panic}"), Counter::handler_errors))
+        }
+    };
+    match (outcome, correlation) {
+        (Ok(value), Some(k)) => {
+            let result = OperationResult {
+                operation: operation.clone(),
+                output: value.flatten(),
+                handler_time_us: started.map_or(0, |t| t.elapsed().as_micros() as i64),
+            };
+            let payload = Payload::new(OperationResult::fingerprint(), result.encode());
+            publish(&r, &output_topic, Some(k), Some(payload)).await;
+        }
+        (Ok(Some(p)), None) => publish(&r, &output_topic, None, p).await,
+        (Ok(None), None) => {}
+        (Err((kind, m, _)), Some(k)) => reply_error(&r, &output_topic, k, &operation, kind, m).await,
+        (Err((_, m, counter)), None) => r.counters.drop_with(counter, &r.me, format_args!("{operation}: {m}")),
+    }
+    drop(permit);
+    // The output or reply went out on the connection: a use (§7.4).
+    stats.touch(r.epoch);
+    if stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let _ = r.work.send(PluginWork::Idle { connection }).await;
+    }
 }

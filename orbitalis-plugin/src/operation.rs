@@ -56,7 +56,7 @@ pub struct OperationContext {
     pub(crate) connection: Uuid,
     pub(crate) setup_data: Option<Bytes>,
     pub(crate) call: bool,
-    pub(crate) pusher: Pusher,
+    pub(crate) pusher: Arc<Pusher>,
 }
 
 impl fmt::Debug for OperationContext {

@@ -31,16 +31,16 @@ pub(crate) type PluginObject = Arc<dyn crate::Plugin>;
 /// An operation and its handler queue.
 pub(crate) struct Op {
     pub v: Validated,
-    pub pool: Pool,
+    /// Started with the run, for operations with a handler.
+    pub pool: Option<Pool>,
 }
 
 /// Completions of work the plugin runs off its task.
 pub(crate) enum PluginWork {
     /// A handler run ended.
-    HandlerDone {
-        /// Its operation.
-        operation: Identifier,
-        /// Its connection.
+    /// A connection has no handler work left.
+    Idle {
+        /// The connection.
         connection: Uuid,
     },
     /// A setup hook ended (P2d).
@@ -69,10 +69,10 @@ pub(crate) enum PluginCommand {
 
 pub(crate) struct PluginRole {
     pub ops: Vec<Op>,
-    pub runner: Option<Runner>,
+    pub runner: Option<Arc<Runner>>,
     pub plugin: PluginObject,
     view: watch::Sender<Arc<PushView>>,
-    pusher: Pusher,
+    pusher: Arc<Pusher>,
     periodic: HashMap<Identifier, JoinHandle<()>>,
     usage: Usage,
     generation: u64,
@@ -86,11 +86,11 @@ impl PluginRole {
         pusher: Pusher,
     ) -> Self {
         PluginRole {
-            ops: ops.into_iter().map(|v| Op { v, pool: Pool::default() }).collect(),
+            ops: ops.into_iter().map(|v| Op { v, pool: None }).collect(),
             runner: None,
             plugin,
             view,
-            pusher,
+            pusher: Arc::new(pusher),
             periodic: HashMap::new(),
             usage: Usage::default(),
             generation: u64::MAX,
@@ -158,18 +158,20 @@ impl PluginRole {
             Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => c,
             _ => return base.drop_msg(Counter::unknown_connection, format_args!("input on unknown connection {id}")),
         };
-        conn.last_use = Instant::now();
+        let now = Instant::now();
+        conn.last_use = now;
         let (core, n_in, n_out, output_topic) =
             (conn.remote.clone(), conn.n_in.clone(), conn.n_out.clone(), conn.output_topic.clone());
         let setup_data = conn.setup_data.clone();
         let operation = conn.operation.clone();
-        base.seen(&core, None);
+        base.seen(&core, None, now);
         let Some(runner) = self.runner.clone() else { return };
         let correlation = d.event.correlation_id;
         let fp = d.event.payload.as_ref().map(|p| p.fingerprint);
         let connections = base.connections.for_operation(&operation).count();
-        let Some(op) = self.ops.iter_mut().find(|o| o.v.name == operation) else { return };
-        let Some(handler) = op.v.handler.clone() else {
+        let stats = self.usage.of(id);
+        let Some(op) = self.ops.iter().find(|o| o.v.name == operation) else { return };
+        let Some(pool) = &op.pool else {
             return base.drop_msg(Counter::invalid_input, format_args!("input for producer {operation}"));
         };
         let reject = |kind: ErrorKind, message: &str, counter: Counter, base: &Base| match correlation {
@@ -205,8 +207,9 @@ impl PluginRole {
             correlation,
             output_topic: output_topic.clone(),
             n_out,
+            stats,
         };
-        if !op.pool.submit(job, &handler, &runner, connections) {
+        if !pool.submit(job, connections) {
             reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
         }
     }
@@ -214,10 +217,11 @@ impl PluginRole {
     fn set_operation(&mut self, base: &mut Base, v: Validated) {
         match self.ops.iter().position(|o| o.v.name == v.name) {
             Some(i) => {
+                self.ops[i].pool = self.pool_for(&v);
                 self.ops[i].v = v;
                 self.enforce(base, i);
             }
-            None => self.ops.push(Op { v, pool: Pool::default() }),
+            None => self.ops.push(Op { pool: self.pool_for(&v), v }),
         }
         base.bump();
     }
@@ -230,7 +234,8 @@ impl PluginRole {
         }
         for id in base.connections.for_operation(name).map(|c| c.id).collect::<Vec<_>>() {
             base.close_graceful(&id, CloseReason::OperationRemoved, None);
-            base.finish_close(&id, 0);
+            let n = self.in_flight_on(&id);
+            base.finish_close(&id, n);
         }
         base.bump();
     }
@@ -286,7 +291,12 @@ impl PluginRole {
     }
 
     fn in_flight_on(&self, id: &Uuid) -> usize {
-        self.ops.iter().map(|o| o.pool.in_flight(id)).sum()
+        self.usage.get(id).map_or(0, |s| s.outstanding.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// The handler pool of an operation, once the run has started.
+    fn pool_for(&self, v: &Validated) -> Option<Pool> {
+        Some(Pool::start(v.handler.clone()?, self.runner.clone()?))
     }
 }
 
@@ -311,14 +321,18 @@ impl Role for PluginRole {
 
     fn start(&mut self, base: &mut Base, work: mpsc::Sender<PluginWork>) {
         self.usage = Usage::default();
-        self.runner = Some(Runner {
+        self.runner = Some(Arc::new(Runner {
             bus: base.bus.clone(),
             me: base.me().clone(),
             counters: base.counters.clone(),
             work,
             capacity: base.limits.handler_queue,
             concurrency: base.limits.handler_concurrency,
-        });
+            epoch: self.usage.epoch(),
+        }));
+        for i in 0..self.ops.len() {
+            self.ops[i].pool = self.pool_for(&self.ops[i].v);
+        }
         base.set_state(State::Running);
         self.refresh_view(base);
     }
@@ -348,17 +362,7 @@ impl Role for PluginRole {
 
     fn work(&mut self, base: &mut Base, w: PluginWork) {
         match w {
-            PluginWork::HandlerDone { operation, connection } => {
-                if let Some(runner) = self.runner.clone()
-                    && let Some(op) = self.ops.iter_mut().find(|o| o.v.name == operation)
-                {
-                    let handler = op.v.handler.clone();
-                    op.pool.done(&connection, handler.as_ref(), &runner);
-                }
-                // The run's output or reply went out on the connection: a use (§7.4).
-                if let Some(c) = base.connections.get_mut(&connection) {
-                    c.last_use = Instant::now();
-                }
+            PluginWork::Idle { connection } => {
                 let n = self.in_flight_on(&connection);
                 base.finish_close(&connection, n);
             }

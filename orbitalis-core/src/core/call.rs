@@ -166,9 +166,10 @@ impl CoreRole {
                 }
             },
         };
-        base.seen(&plugin, None);
+        let now = Instant::now();
+        base.seen(&plugin, None, now);
         if let Some(c) = base.connections.get_mut(&id) {
-            c.last_use = Instant::now();
+            c.last_use = now;
         }
         match d.event.correlation_id {
             Some(k) => self.on_reply(base, k, id, routed_pending, &n_out, d.event.payload),

@@ -127,7 +127,7 @@ impl Base {
             Incarnation::Same | Incarnation::Unknown => {}
         }
         if !parsed.broadcast {
-            self.seen(&from, Some(dead_after_ms));
+            self.seen(&from, Some(dead_after_ms), now);
         }
         Some(Received {
             from,
@@ -162,9 +162,9 @@ impl Base {
 
     /// A2: a valid message from `remote` addressed to this orbiter; control messages also
     /// record the remote's dead-after.
-    pub fn seen(&mut self, remote: &str, dead_after_ms: Option<i64>) {
+    pub fn seen(&mut self, remote: &str, dead_after_ms: Option<i64>, now: Instant) {
         if let Some(a) = self.peers.get_mut(remote) {
-            a.last_seen = Instant::now();
+            a.last_seen = now;
             if let Some(ms) = dead_after_ms {
                 a.dead_after = (ms > 0).then(|| std::time::Duration::from_millis(ms as u64));
             }
@@ -185,7 +185,7 @@ impl Base {
             self.drop_msg(Counter::acquaintance_limit, format_args!("no room to remember {from}"));
             return false;
         }
-        self.seen(from, Some(sender.dead_after_ms));
+        self.seen(from, Some(sender.dead_after_ms), now);
         true
     }
 }

@@ -195,13 +195,14 @@ impl<R: Role> Orbiter<R> {
             if self.base.stopping && self.base.connections.is_empty() {
                 break;
             }
-            // A flood on one source never starves the tick.
-            if Instant::now() >= timer.deadline() {
-                self.tick();
-                timer.as_mut().reset(Instant::now() + tick);
-            }
             tokio::select! {
                 biased;
+                // The timer first, so a flood on any source never starves the tick; polling
+                // it reads no clock.
+                _ = &mut timer => {
+                    self.tick();
+                    timer.as_mut().reset(Instant::now() + tick);
+                }
                 Some(d) = self.control.next() => self.control(d),
                 Some(w) = self.work.recv() => self.role.work(&mut self.base, w),
                 // Commands before data: a call registers before its input is published, so
@@ -211,10 +212,6 @@ impl<R: Role> Orbiter<R> {
                     None => commands_open = false,
                 },
                 Some(d) = self.data.next() => self.role.data(&mut self.base, d),
-                _ = &mut timer => {
-                    self.tick();
-                    timer.as_mut().reset(Instant::now() + tick);
-                }
             }
             react(&mut self.base, &mut self.role);
         }

@@ -53,6 +53,11 @@ impl Usage {
         self.stats.entry(id).or_default().clone()
     }
 
+    /// The stats of connection `id`, if it has any.
+    pub fn get(&self, id: &Uuid) -> Option<&Arc<ConnStats>> {
+        self.stats.get(id)
+    }
+
     /// Forgets connections that are gone.
     pub fn retain(&mut self, base: &Base) {
         self.stats.retain(|id, _| base.connections.get(id).is_some());
