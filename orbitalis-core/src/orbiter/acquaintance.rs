@@ -124,13 +124,19 @@ impl Acquaintances {
     /// no slot can be freed (`acquaintance_limit`).
     pub fn create(&mut self, id: &Identifier, incarnation: Uuid, now: Instant, busy: impl Fn(&str) -> bool) -> bool {
         if self.map.len() >= self.max {
-            let evict =
-                self.map.iter().filter(|(k, _)| !busy(k)).min_by_key(|(_, a)| a.last_seen).map(|(k, _)| k.clone());
-            match evict {
-                Some(k) => {
-                    self.map.remove(&k);
-                }
-                None => return false,
+            // Evict the least recently seen idle sixty-fourth at once: a full table then
+            // costs one scan per many new remotes, not one per remote.
+            let mut idle: Vec<(Instant, Identifier)> =
+                self.map.iter().filter(|(k, _)| !busy(k)).map(|(k, a)| (a.last_seen, k.clone())).collect();
+            if idle.is_empty() {
+                return false;
+            }
+            let n = (self.max / 64).clamp(1, idle.len());
+            if n < idle.len() {
+                idle.select_nth_unstable(n - 1);
+            }
+            for (_, k) in idle.into_iter().take(n) {
+                self.map.remove(&k);
             }
         }
         self.map.insert(
