@@ -34,7 +34,7 @@ pub use orbitalis_schemas;
 /// Crates the exported macros name, so callers need not depend on them.
 #[doc(hidden)]
 pub mod __deps {
-    pub use {bytes, tokio, uuid};
+    pub use {async_trait, bytes, tokio, uuid};
 }
 pub use orbiter::connection::{ConnectionInfo, ConnectionState};
 pub use orbiter::counters::CounterSnapshot;

@@ -25,7 +25,6 @@ use async_trait::async_trait;
 use busline::Identifier;
 use bytes::Bytes;
 use orbitalis_core::OrbiterEvent;
-use orbitalis_core::orbiter::hooks::Hooks;
 
 pub use builder::PluginBuilder;
 pub use handle::PluginHandle;
@@ -62,19 +61,4 @@ pub trait Plugin: Send + Sync + 'static {
 /// A plugin with no operations or hooks of its own (add operations on the builder).
 impl Plugin for () {}
 
-struct PluginHooks<P>(Arc<P>);
-
-#[async_trait]
-impl<P: Plugin> Hooks for PluginHooks<P> {
-    async fn on_event(&self, event: OrbiterEvent) {
-        self.0.on_event(event).await
-    }
-
-    async fn on_tick(&self) {
-        self.0.on_tick().await
-    }
-
-    fn wants_tick(&self) -> bool {
-        self.0.wants_tick()
-    }
-}
+orbitalis_core::hooks_adapter!(PluginHooks, Plugin);

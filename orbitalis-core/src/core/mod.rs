@@ -24,7 +24,6 @@ pub use requirement::{Lists, Requirement};
 pub use sink::{Sink, SinkContext};
 
 use crate::orbiter::events::OrbiterEvent;
-use crate::orbiter::hooks::Hooks;
 
 /// What a core's type provides: its sinks and hooks. `#[core]` writes this impl from
 /// `#[sink]` and `#[hook]` methods; every method has a default, so `impl Core for T {}` is
@@ -57,19 +56,4 @@ pub trait Core: Send + Sync + 'static {
 /// A core with no sinks or hooks of its own.
 impl Core for () {}
 
-struct CoreHooks<C>(Arc<C>);
-
-#[async_trait]
-impl<C: Core> Hooks for CoreHooks<C> {
-    async fn on_event(&self, event: OrbiterEvent) {
-        self.0.on_event(event).await
-    }
-
-    async fn on_tick(&self) {
-        self.0.on_tick().await
-    }
-
-    fn wants_tick(&self) -> bool {
-        self.0.wants_tick()
-    }
-}
+crate::hooks_adapter!(CoreHooks, Core);

@@ -62,3 +62,28 @@ impl Hooks for NoHooks {
         false
     }
 }
+
+/// Writes the adapter from a role's user trait (`Core`, `Plugin`: both have `on_event`,
+/// `on_tick` and `wants_tick`) to [`Hooks`], once for both roles.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! hooks_adapter {
+    ($adapter:ident, $user:path) => {
+        struct $adapter<T>(::std::sync::Arc<T>);
+
+        #[$crate::__deps::async_trait::async_trait]
+        impl<T: $user> $crate::orbiter::hooks::Hooks for $adapter<T> {
+            async fn on_event(&self, event: $crate::OrbiterEvent) {
+                self.0.on_event(event).await
+            }
+
+            async fn on_tick(&self) {
+                self.0.on_tick().await
+            }
+
+            fn wants_tick(&self) -> bool {
+                self.0.wants_tick()
+            }
+        }
+    };
+}
