@@ -36,6 +36,14 @@ async fn live_core(bus: &Bus, ns: &str, req: Requirement) -> CoreHandle {
         .unwrap()
 }
 
+/// Plugin `p` and core `home`, connected.
+async fn connected(bus: &Bus, ns: &str) -> (PluginHandle, CoreHandle) {
+    let p = live_plugin(bus, ns, "p").await;
+    let c = live_core(bus, ns, lower_req()).await;
+    within("compliance", c.wait_compliant()).await.unwrap();
+    (p, c)
+}
+
 fn closed_event(e: &OrbiterEvent) -> Option<(CloseReason, Option<Bytes>, bool)> {
     match e {
         OrbiterEvent::ConnectionClosed { reason, data, by_remote, .. } => Some((*reason, data.clone(), *by_remote)),
@@ -106,9 +114,7 @@ async fn a_cpu_busy_handler_does_not_make_its_plugin_dead() {
 #[tokio::test(start_paused = true)]
 async fn graceful_close_with_ack_delivers_the_data() {
     let (bus, ns) = (local(), ns());
-    let p = live_plugin(&bus, &ns, "p").await;
-    let c = live_core(&bus, &ns, lower_req()).await;
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let (p, c) = connected(&bus, &ns).await;
     let id = c.connections().await[0].id;
     let (mut pe, mut ce) = (p.events(), c.events());
     assert!(c.close_connection(id, true, Some(Bytes::from_static(b"bye"))).await.unwrap());
@@ -190,9 +196,7 @@ async fn graceful_close_without_ack_falls_back_to_graceless_in_time() {
 #[tokio::test(start_paused = true)]
 async fn graceless_close_is_immediate_and_carries_data() {
     let (bus, ns) = (local(), ns());
-    let p = live_plugin(&bus, &ns, "p").await;
-    let c = live_core(&bus, &ns, lower_req()).await;
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let (p, c) = connected(&bus, &ns).await;
     let id = p.connections().await[0].id;
     let mut ce = c.events();
     assert!(p.close_connection(id, false, Some(Bytes::from_static(b"now"))).await.unwrap());
@@ -267,9 +271,7 @@ fn forged(ns: &str, kind: &str, to: &str, from: &str, msg: Control) -> (Topic, E
 #[tokio::test(start_paused = true)]
 async fn spoofed_closes_and_keepalives_change_nothing() {
     let (bus, ns) = (local(), ns());
-    let p = live_plugin(&bus, &ns, "p").await;
-    let c = live_core(&bus, &ns, lower_req()).await;
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let (p, c) = connected(&bus, &ns).await;
     let conn = c.connections().await[0].clone();
     let mallory = Sender { identifier: id("mallory"), incarnation: uuid::Uuid::now_v7(), dead_after_ms: 0 };
     let mut answers =
@@ -367,9 +369,7 @@ async fn after_stop_nothing_is_left() {
 #[tokio::test(start_paused = true)]
 async fn a_stopped_plugin_frees_its_slot_and_the_core_sees_it() {
     let (bus, ns) = (local(), ns());
-    let p = live_plugin(&bus, &ns, "p").await;
-    let c = live_core(&bus, &ns, lower_req()).await;
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let (p, c) = connected(&bus, &ns).await;
     let mut ce = c.events();
     p.stop().await;
     let ev = wait_event(&mut ce, "the close", |e| closed_event(e).is_some()).await;
