@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, Reader, Writer};
 use crate::error::{DecodeError, DecodeErrorKind, Error};
-use crate::topic::{Identifier, identifier_error};
+use crate::topic::Identifier;
 
 /// The two magic bytes every envelope starts with.
 pub const MAGIC: [u8; 2] = [0xB0, 0x0B];
@@ -276,6 +276,16 @@ impl Event {
     /// Total: any input gives an event or a [`DecodeError`] naming the failed check; nothing
     /// is allocated before its length is checked against the bytes that remain.
     pub fn decode(bytes: &Bytes, max_size: usize) -> Result<Event, DecodeError> {
+        Self::decode_reusing(bytes, max_size, &mut None)
+    }
+
+    /// [`Event::decode`], taking the publisher from `last` when it is the same one (no
+    /// validation or allocation), and leaving the decoded publisher there.
+    pub(crate) fn decode_reusing(
+        bytes: &Bytes,
+        max_size: usize,
+        last: &mut Option<Identifier>,
+    ) -> Result<Event, DecodeError> {
         use DecodeErrorKind::*;
         if bytes.len() > max_size {
             return Err(DecodeError::new(Oversized, "larger than max_envelope_size"));
@@ -306,9 +316,13 @@ impl Event {
         if !is_event_id(&id) {
             return Err(invalid("id is not a non-nil UUID v4 or v7"));
         }
-        if identifier_error(publisher).is_some() {
-            return Err(invalid("publisher is not an identifier"));
-        }
+        let publisher = match last {
+            Some(p) if p.as_str() == publisher => p.clone(),
+            _ => {
+                let p = Identifier::new(publisher).map_err(|_| invalid("publisher is not an identifier"))?;
+                last.insert(p).clone()
+            }
+        };
         let headers = if headers.is_empty() {
             Headers::new()
         } else {
@@ -318,7 +332,6 @@ impl Event {
             Headers(Some(Arc::new(map)))
         };
         let payload = payload.map(|(fingerprint, datum)| Payload { fingerprint, datum: bytes.slice_ref(datum) });
-        let publisher = Identifier::new(publisher).map_err(|_| invalid("publisher is not an identifier"))?;
         Ok(Event { id, publisher, timestamp_us, correlation_id, payload, headers })
     }
 }

@@ -69,7 +69,7 @@ use tokio::task::JoinHandle;
 
 use crate::envelope::{DEFAULT_MAX_ENVELOPE_SIZE, Event, check_max_envelope_size};
 use crate::error::Error;
-use crate::receive::{Counter, CounterSnapshot, Counters, DuplicateWindow, decode_delivery};
+use crate::receive::{Counter, CounterSnapshot, Counters, Decoder, DuplicateWindow};
 use crate::routing::Routes;
 use crate::topic::{MAX_TOPIC_LEN, Pattern, Topic};
 use crate::transport::{Bus, ConnectionState, Delivery, SubscribeOptions, Subscription, Transport};
@@ -633,6 +633,7 @@ async fn control(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Control>) 
 struct Driver {
     shared: Arc<Shared>,
     overlap: DuplicateWindow,
+    decoder: Decoder,
     backoff: Duration,
     /// Publishes that never left before a connection dropped, sent again after the next CONNACK.
     unsent_publishes: Vec<Request>,
@@ -644,6 +645,7 @@ impl Driver {
         Driver {
             shared,
             overlap: DuplicateWindow::new(OVERLAP_WINDOW),
+            decoder: Decoder::default(),
             backoff: FIRST_BACKOFF,
             unsent_publishes: Vec::new(),
             last_error: None,
@@ -702,7 +704,7 @@ impl Driver {
             return;
         }
         let topic = mqtt_topic.replace('/', ".");
-        let Some(delivery) = decode_delivery(&topic, payload, self.shared.max_envelope_size, counters) else {
+        let Some(delivery) = self.decoder.decode(&topic, payload, self.shared.max_envelope_size, counters) else {
             return;
         };
         let table = self.shared.table();
