@@ -373,7 +373,7 @@ impl BusPair {
 impl Pair for BusPair {
     async fn publish(&self, payload: &Bytes) {
         let event = Event::new(self.me.clone()).with_payload(Payload::new(Fingerprint::from_u64(1), payload.clone()));
-        self.publisher.publish(&self.topic, &event).await.expect("the bus publishes");
+        self.publisher.publish_owned(&self.topic, event).await.expect("the bus publishes");
     }
 
     async fn receive(&self, n: u64) {

@@ -43,13 +43,31 @@ pub struct LocalBus {
 /// bounds its memory when a program publishes on ever new topics.
 pub const RECENT_TOPICS: usize = 1024;
 
-type Sender = mpsc::Sender<Delivery>;
-type Recent = HashMap<Topic, Box<[Sender]>, BuildHasherDefault<FoldHasher>>;
+type Recent = HashMap<Topic, Box<[Route]>, BuildHasherDefault<FoldHasher>>;
+
+/// One subscription's queue, as the publisher sees it.
+#[derive(Clone, Debug)]
+struct Route {
+    tx: mpsc::Sender<Queued>,
+    /// The pattern has no wildcard, so every event it gets was published on that very topic:
+    /// the stream supplies the topic from its own copy instead of sharing the publisher's.
+    /// (Sharing it would move the topic's reference count between the publishing and the
+    /// receiving thread on every event.)
+    exact: bool,
+}
+
+/// What a subscription's queue holds.
+#[derive(Debug)]
+struct Queued {
+    /// `None` for an exact subscription.
+    topic: Option<Topic>,
+    event: Event,
+}
 
 #[derive(Debug)]
 struct Inner {
     /// Locked before `recent` whenever both are held.
-    routes: RwLock<Routes<Sender>>,
+    routes: RwLock<Routes<Route>>,
     recent: RwLock<Recent>,
     counters: Arc<Counters>,
     next_id: AtomicU64,
@@ -89,34 +107,61 @@ impl LocalBus {
 
     /// Publishes without awaiting anything: delivering in memory never waits.
     pub(crate) fn publish_now(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
+        self.admit(event)?;
+        self.route(topic, |routes| {
+            for route in routes {
+                self.send(route, topic, event.clone());
+            }
+        });
+        Ok(())
+    }
+
+    /// [`LocalBus::publish_now`], handing the event to the last subscriber instead of a copy.
+    pub(crate) fn publish_owned_now(&self, topic: &Topic, event: Event) -> Result<(), Error> {
+        self.admit(&event)?;
+        self.route(topic, |routes| {
+            if let Some((last, others)) = routes.split_last() {
+                for route in others {
+                    self.send(route, topic, event.clone());
+                }
+                self.send(last, topic, event);
+            }
+        });
+        Ok(())
+    }
+
+    /// Checks and counts a publish.
+    fn admit(&self, event: &Event) -> Result<(), Error> {
         self.check_open()?;
         event.check_size(self.inner.max_envelope_size)?;
         self.inner.counters.incr(Counter::published);
-        if let Some(subscribers) = read(&self.inner.recent).get(topic) {
-            self.deliver(topic, event, subscribers);
-            return Ok(());
+        Ok(())
+    }
+
+    /// Calls `deliver` with the routes of `topic`.
+    fn route(&self, topic: &Topic, deliver: impl FnOnce(&[Route])) {
+        if let Some(routes) = read(&self.inner.recent).get(topic) {
+            deliver(routes);
+            return;
         }
-        let routes = read(&self.inner.routes);
-        let mut subscribers = Vec::new();
-        routes.for_each_match(topic, |tx| subscribers.push(tx.clone()));
-        self.deliver(topic, event, &subscribers);
+        let table = read(&self.inner.routes);
+        let mut routes = Vec::new();
+        table.for_each_match(topic, |route| routes.push(route.clone()));
+        deliver(&routes);
         // Under the routes' read lock, so no subscribe or unsubscribe can come in between
         // and leave a stale entry behind.
         let mut recent = write(&self.inner.recent);
         if recent.len() >= RECENT_TOPICS {
             recent.clear();
         }
-        recent.insert(topic.clone(), subscribers.into());
-        Ok(())
+        recent.insert(topic.clone(), routes.into());
     }
 
-    fn deliver(&self, topic: &Topic, event: &Event, subscribers: &[Sender]) {
-        for tx in subscribers {
-            let delivery = Delivery { topic: topic.clone(), event: event.clone() };
-            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(delivery) {
-                let counters = &self.inner.counters;
-                counters.drop_event(Counter::dropped, &format_args!("a subscriber's queue is full on {topic}"));
-            }
+    fn send(&self, route: &Route, topic: &Topic, event: Event) {
+        let queued = Queued { topic: (!route.exact).then(|| topic.clone()), event };
+        if let Err(mpsc::error::TrySendError::Full(_)) = route.tx.try_send(queued) {
+            let counters = &self.inner.counters;
+            counters.drop_event(Counter::dropped, &format_args!("a subscriber's queue is full on {topic}"));
         }
     }
 
@@ -127,7 +172,7 @@ impl LocalBus {
 
 impl Inner {
     /// Changes the subscriptions and forgets every remembered route.
-    fn change_routes<R>(&self, f: impl FnOnce(&mut Routes<Sender>) -> R) -> R {
+    fn change_routes<R>(&self, f: impl FnOnce(&mut Routes<Route>) -> R) -> R {
         let mut routes = write(&self.routes);
         let out = f(&mut routes);
         write(&self.recent).clear();
@@ -161,8 +206,11 @@ impl Transport for LocalBus {
         self.check_open()?;
         let (tx, rx) = mpsc::channel(options.capacity.max(1));
         let id = self.inner.next_id.fetch_add(1, Relaxed);
-        self.inner.change_routes(|routes| routes.insert(pattern, id, tx));
-        let stream = LocalStream { rx, id, pattern: pattern.clone(), bus: Arc::downgrade(&self.inner) };
+        // A pattern without wildcards is a valid topic.
+        let exact = Topic::new(pattern.as_str()).ok();
+        let route = Route { tx, exact: exact.is_some() };
+        self.inner.change_routes(|routes| routes.insert(pattern, id, route));
+        let stream = LocalStream { rx, exact, id, pattern: pattern.clone(), bus: Arc::downgrade(&self.inner) };
         Ok(Subscription::new(pattern.clone(), stream, options, self.inner.counters.clone()))
     }
 
@@ -195,7 +243,9 @@ impl Transport for LocalBus {
 }
 
 struct LocalStream {
-    rx: mpsc::Receiver<Delivery>,
+    rx: mpsc::Receiver<Queued>,
+    /// The topic of every delivery, when the pattern has no wildcard.
+    exact: Option<Topic>,
     id: u64,
     pattern: Pattern,
     bus: Weak<Inner>,
@@ -205,7 +255,15 @@ impl Stream for LocalStream {
     type Item = Delivery;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        self.rx.poll_recv(cx)
+        loop {
+            let Some(Queued { topic, event }) = std::task::ready!(self.rx.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            // Events come without a topic only to exact subscriptions, which have their own.
+            if let Some(topic) = topic.or_else(|| self.exact.clone()) {
+                return Poll::Ready(Some(Delivery { topic, event }));
+            }
+        }
     }
 }
 
@@ -248,6 +306,17 @@ mod tests {
         bus.publish_now(&t, &e).unwrap();
         assert_eq!(wide.recv().now_or_never().flatten().unwrap().event, e);
         assert_eq!(exact.recv().now_or_never().flatten().unwrap().event, e);
+
+        let owned = event();
+        Bus::from(bus.clone()).publish_owned(&t, owned.clone()).await.unwrap();
+        for sub in [&mut wide, &mut exact] {
+            let got = sub.recv().now_or_never().flatten().unwrap();
+            assert_eq!(
+                (got.topic.as_str(), &got.event),
+                ("a.b", &owned),
+                "a handed-over event reaches every subscriber"
+            );
+        }
 
         drop(wide);
         bus.publish_now(&t, &event()).unwrap();

@@ -137,6 +137,15 @@ impl Bus {
         }
     }
 
+    /// Publishes `event` on `topic`, handing it over: the in-memory bus gives it to the last
+    /// subscriber without a copy. For events made to be published once, as orbiters make them.
+    pub async fn publish_owned(&self, topic: &Topic, event: Event) -> Result<(), Error> {
+        match &self.local {
+            Some(local) => local.publish_owned_now(topic, event),
+            None => self.transport.publish(topic, &event).await,
+        }
+    }
+
     /// Subscribes to `pattern` with default options.
     pub async fn subscribe(&self, pattern: &Pattern) -> Result<Subscription, Error> {
         self.transport.subscribe_with(pattern, SubscribeOptions::default()).await

@@ -101,7 +101,7 @@ async fn publish(r: &Runner, topic: &Topic, correlation: Option<Uuid>, payload: 
     let mut event = Event::new(r.me.clone());
     event.correlation_id = correlation;
     event.payload = payload;
-    if let Err(e) = r.bus.publish(topic, &event).await {
+    if let Err(e) = r.bus.publish_owned(topic, event).await {
         r.counters.drop_with(Counter::publish_failed, &r.me, format_args!("output on {topic}: {e}"));
     }
 }

@@ -65,7 +65,7 @@ impl Pusher {
         for o in outlets.iter().filter(|o| o.n_out.accepts(fp)) {
             let mut event = Event::new(self.me.clone());
             event.payload = payload.clone();
-            self.bus.publish(&o.topic, &event).await?;
+            self.bus.publish_owned(&o.topic, event).await?;
             o.stats.touch(view.epoch);
             sent += 1;
         }

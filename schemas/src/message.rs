@@ -68,8 +68,7 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// `self` as a payload: fingerprint and datum.
     fn to_payload(&self) -> Result<Payload, Error> {
-        let codec = Self::codec()?;
-        Ok(Payload::new(codec.schema().fingerprint(), codec.encode(self)?))
+        Ok(Payload::new(Self::fingerprint()?, self.encode()?))
     }
 }
 
@@ -91,13 +90,16 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
 macro_rules! impl_message {
     ($t:ty) => {
         impl $crate::Message for $t {
-            fn codec() -> ::core::result::Result<&'static $crate::message::Codec<Self>, $crate::Error> {
-                static SCHEMA: ::std::sync::OnceLock<::core::result::Result<$crate::Schema, $crate::Error>> =
-                    ::std::sync::OnceLock::new();
-                static CODEC: ::std::sync::OnceLock<::core::result::Result<$crate::message::Codec<$t>, $crate::Error>> =
-                    ::std::sync::OnceLock::new();
-                $crate::message::Codec::get(&SCHEMA, &CODEC, <$t as $crate::__private::AvroSchema>::get_schema)
-            }
+            $crate::impl_message!(@codec $t);
+        }
+    };
+    (@codec $t:ty) => {
+        fn codec() -> ::core::result::Result<&'static $crate::message::Codec<Self>, $crate::Error> {
+            static SCHEMA: ::std::sync::OnceLock<::core::result::Result<$crate::Schema, $crate::Error>> =
+                ::std::sync::OnceLock::new();
+            static CODEC: ::std::sync::OnceLock<::core::result::Result<$crate::message::Codec<$t>, $crate::Error>> =
+                ::std::sync::OnceLock::new();
+            $crate::message::Codec::get(&SCHEMA, &CODEC, <$t as $crate::__private::AvroSchema>::get_schema)
         }
     };
 }
@@ -159,13 +161,13 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         self.schema
     }
 
-    fn encode(&self, value: &T) -> Result<Bytes, Error> {
+    pub(crate) fn encode(&self, value: &T) -> Result<Bytes, Error> {
         let mut out = Vec::new();
         self.writer.write_ser(&mut out, value).map_err(encode_error)?;
         Ok(Bytes::from(out))
     }
 
-    fn decode(&self, datum: &[u8]) -> Result<T, Error> {
+    pub(crate) fn decode(&self, datum: &[u8]) -> Result<T, Error> {
         ensure_decoding_bound();
         let mut rest = datum;
         let value = self.reader.read_deser(&mut rest).map_err(decode_error)?;

@@ -103,7 +103,7 @@ impl CoreHandle {
         let mut event = Event::new(self.inner.me.clone());
         event.payload = payload;
         event.correlation_id = correlation;
-        self.inner.bus.publish(topic, &event).await.map_err(Error::from)
+        self.inner.bus.publish_owned(topic, event).await.map_err(Error::from)
     }
 
     fn touch(view: &ExecView, c: &Candidate) {

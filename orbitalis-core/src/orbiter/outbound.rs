@@ -21,7 +21,7 @@ impl Outbound {
         let (tx, mut rx) = mpsc::channel::<(Topic, Event)>(capacity);
         let writer = tokio::spawn(async move {
             while let Some((topic, event)) = rx.recv().await {
-                if let Err(e) = bus.publish(&topic, &event).await {
+                if let Err(e) = bus.publish_owned(&topic, event).await {
                     counters.drop_with(
                         Counter::publish_failed,
                         &orbiter,

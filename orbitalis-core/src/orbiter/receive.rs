@@ -1,7 +1,9 @@
 //! The control half of receiving (PROTOCOL.md §2.3 checks 6 and 8-11, then A2/A3): what a
 //! control delivery must pass before any rule sees it. Every failure is counted and logged.
 
-use busline::{Delivery, Identifier};
+use std::ops::Range;
+
+use busline::{Delivery, Identifier, Topic};
 use orbitalis_schemas::protocol::{CloseReason, Control, ProtocolError, Sender};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -10,7 +12,7 @@ use super::acquaintance::Incarnation;
 use super::base::Base;
 use super::counters::Counter;
 use super::events::OrbiterEvent;
-use crate::topics::Kind;
+use crate::topics::{Kind, Parsed};
 
 /// A control message that passed every receive check.
 #[derive(Debug)]
@@ -20,6 +22,28 @@ pub struct Received {
     pub broadcast: bool,
     pub msg: Control,
     pub correlation: Option<Uuid>,
+}
+
+/// A data topic's parse, as positions in the topic.
+#[derive(Debug)]
+pub struct DataRoute {
+    topic: Topic,
+    kind: Kind,
+    sender: Range<usize>,
+    operation: Range<usize>,
+    connection: Uuid,
+}
+
+impl DataRoute {
+    /// `None` when `parsed` is not a data topic's.
+    fn new(topic: &Topic, kind: Kind, parsed: &Parsed<'_>) -> Option<Self> {
+        let (operation, connection) = parsed.data?;
+        let at = |token: &str| {
+            let start = token.as_ptr() as usize - topic.as_ptr() as usize;
+            start..start + token.len()
+        };
+        Some(DataRoute { topic: topic.clone(), kind, sender: at(parsed.sender), operation: at(operation), connection })
+    }
 }
 
 /// Whether `msg` may travel on `kind` (check 8).
@@ -142,22 +166,27 @@ impl Base {
     /// publisher as sender. Returns `(sender, operation, connection)` from the topic; whether
     /// that connection exists is the role's to check.
     pub fn data_route<'a>(&self, d: &'a Delivery, kind: Kind) -> Option<(&'a str, &'a str, Uuid)> {
-        let parsed = match self.topics.parse(&d.topic) {
-            Ok(p) if p.kind == kind && !p.broadcast => p,
-            _ => {
-                self.drop_msg(
-                    Counter::unknown_topic,
-                    format_args!("{} is not a {} topic of this orbiter", d.topic, kind.token()),
-                );
-                return None;
-            }
+        // Data mostly comes in runs on one connection: the last topic's parse is kept.
+        let route = match self.last_data_route.take() {
+            Some(r) if r.kind == kind && r.topic == d.topic => r,
+            _ => match self.topics.parse(&d.topic) {
+                Ok(p) if p.kind == kind && !p.broadcast => DataRoute::new(&d.topic, kind, &p)?,
+                _ => {
+                    self.drop_msg(
+                        Counter::unknown_topic,
+                        format_args!("{} is not a {} topic of this orbiter", d.topic, kind.token()),
+                    );
+                    return None;
+                }
+            },
         };
-        if parsed.sender != d.event.publisher.as_str() {
+        let found = (d.topic.get(route.sender.clone())?, d.topic.get(route.operation.clone())?, route.connection);
+        self.last_data_route.set(Some(route));
+        if found.0 != d.event.publisher.as_str() {
             self.drop_msg(Counter::sender_mismatch, format_args!("{} published by {}", d.topic, d.event.publisher));
             return None;
         }
-        let (operation, id) = parsed.data?;
-        Some((parsed.sender, operation, id))
+        Some(found)
     }
 
     /// A2: a valid message from `remote` addressed to this orbiter; control messages also
