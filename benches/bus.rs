@@ -33,7 +33,7 @@ const MPSC_CAPACITY: usize = 1024;
 const ROUNDS: usize = 10;
 const PER_ROUND: usize = 300;
 /// Alternating batches of the interleaved flood comparison.
-const FLOOD_ROUNDS: usize = 6;
+const FLOOD_ROUNDS: usize = 30;
 
 fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);

@@ -46,6 +46,6 @@ pub use nats::NatsBus;
 pub use receive::{CounterSnapshot, Counters, DuplicateWindow};
 pub use topic::{Identifier, Namespace, Pattern, Topic};
 pub use transport::{
-    Bus, ConnectionState, DEFAULT_DUPLICATE_WINDOW, DEFAULT_SUBSCRIPTION_CAPACITY, Delivery, SubscribeOptions,
-    Subscription, Transport,
+    Bus, ConnectionState, DEFAULT_DUPLICATE_WINDOW, DEFAULT_SUBSCRIPTION_CAPACITY, Delivery, Publishing,
+    SubscribeOptions, Subscription, Transport,
 };

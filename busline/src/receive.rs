@@ -181,12 +181,23 @@ impl Decoder {
 #[derive(Default, Clone, Copy)]
 pub(crate) struct FoldHasher(u64);
 
+impl FoldHasher {
+    fn fold(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 impl Hasher for FoldHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.fold(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            word[..rest.len()].copy_from_slice(rest);
+            self.fold(u64::from_le_bytes(word));
         }
     }
 
@@ -201,38 +212,47 @@ impl Hasher for FoldHasher {
 
 /// Remembers the last `capacity` event ids of one subscription (receive check 7).
 ///
-/// A ring of the ids in arrival order and an open-addressing index into it (linear probing,
-/// backward-shift deletion): no allocation per event, and probes read only the index, whose
-/// slots keep each id's hash. The hash multiplies the id's folded halves by a per-window
-/// random factor, so ids chosen to collide in one window do not collide in another.
+/// A ring of the ids in arrival order, and an open-addressing index into it (linear probing)
+/// whose slots record when their id arrived. An id older than the last `capacity` is dead: its
+/// slot is reused by a later insert that passes it, and never deleted, so an insert is one
+/// probe run with no shifting. Every `capacity` inserts the index is rebuilt from the ring,
+/// which bounds it to `2 × capacity` entries (it is sized for four times that) at an amortized
+/// cost of one more insert per insert. Each slot is one `u32`: a tag of the id's hash and the
+/// arrival number modulo 2^20, so the default window's index is 16 KiB. The hash multiplies
+/// the id's folded halves by a per-window random factor, so ids chosen to collide in one
+/// window do not collide in another. Windows are at most [`DuplicateWindow::MAX_CAPACITY`].
 #[derive(Debug)]
 pub struct DuplicateWindow {
-    /// Ids in arrival order; `next` is where the next one goes (the oldest once full).
+    /// The id that arrived `n`-th is at `n % capacity`.
     ring: Vec<Uuid>,
+    /// Ids inserted so far.
+    arrived: u64,
+    /// `arrived % capacity`, kept to spare a division per insert.
     next: usize,
-    slots: Vec<Slot>,
+    /// `0`: never used; otherwise `(tag << SEQ_BITS) | (arrival number + 1) % 2^SEQ_BITS`.
+    slots: Vec<u32>,
     mask: usize,
     factor: u64,
     capacity: usize,
 }
 
-/// An index entry: the id's hash and its ring position + 1 (0: the slot is empty).
-#[derive(Clone, Copy, Debug, Default)]
-struct Slot {
-    hash: u32,
-    pos: u32,
-}
+const SEQ_BITS: u32 = 20;
+const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
 
 impl DuplicateWindow {
-    /// A window over the last `capacity` ids (at least one).
+    /// The largest window: an index entry is at most twice this old, which 20 bits of arrival
+    /// number must tell apart.
+    pub const MAX_CAPACITY: usize = 1 << (SEQ_BITS - 2);
+
+    /// A window over the last `capacity` ids (1 to [`DuplicateWindow::MAX_CAPACITY`]).
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, u32::MAX as usize / 2);
-        // At most half full, so probe runs stay short.
-        let slots = (capacity * 2).next_power_of_two();
+        let capacity = capacity.clamp(1, Self::MAX_CAPACITY);
+        let slots = (capacity * 4).next_power_of_two();
         DuplicateWindow {
             ring: Vec::with_capacity(capacity),
+            arrived: 0,
             next: 0,
-            slots: vec![Slot::default(); slots],
+            slots: vec![0; slots],
             mask: slots - 1,
             factor: random_odd(),
             capacity,
@@ -242,60 +262,79 @@ impl DuplicateWindow {
     /// Records `id`; returns `false` when it is already in the window.
     pub fn insert(&mut self, id: Uuid) -> bool {
         let hash = self.hash(&id);
-        let mut at = hash as usize & self.mask;
-        while self.slots[at].pos != 0 {
+        let mut at = self.home(hash);
+        let mut reuse = None;
+        loop {
             let slot = self.slots[at];
-            if slot.hash == hash && self.ring[slot.pos as usize - 1] == id {
-                return false;
+            if slot == 0 {
+                break;
+            }
+            match self.live(slot) {
+                Some(pos) if slot >> SEQ_BITS == tag_of(hash) && self.ring[pos] == id => return false,
+                Some(_) => {}
+                None => {
+                    reuse.get_or_insert(at);
+                }
             }
             at = (at + 1) & self.mask;
         }
-        let pos = self.next;
-        if pos == self.ring.len() {
+        if self.next == self.ring.len() {
             self.ring.push(id);
         } else {
-            self.forget(pos);
-            // Forgetting may have shifted an entry into `at`: look for a free slot again.
-            at = hash as usize & self.mask;
-            while self.slots[at].pos != 0 {
-                at = (at + 1) & self.mask;
-            }
-            self.ring[pos] = id;
+            self.ring[self.next] = id;
         }
-        self.slots[at] = Slot { hash, pos: pos as u32 + 1 };
-        self.next = if pos + 1 == self.capacity { 0 } else { pos + 1 };
+        self.slots[reuse.unwrap_or(at)] = entry(hash, self.arrived);
+        self.arrived += 1;
+        self.next += 1;
+        if self.next == self.capacity {
+            self.next = 0;
+            self.rebuild();
+        }
         true
     }
 
-    fn hash(&self, id: &Uuid) -> u32 {
+    fn hash(&self, id: &Uuid) -> u64 {
         let (hi, lo) = id.as_u64_pair();
-        ((hi ^ lo).wrapping_mul(self.factor) >> 32) as u32
+        (hi ^ lo).wrapping_mul(self.factor)
     }
 
-    /// Removes ring position `pos` from the index, shifting later entries of its probe run
-    /// back so that every entry stays reachable from its home slot.
-    fn forget(&mut self, pos: usize) {
-        let mut hole = self.hash(&self.ring[pos]) as usize & self.mask;
-        while self.slots[hole].pos as usize != pos + 1 {
-            hole = (hole + 1) & self.mask;
-        }
-        let mut at = hole;
-        loop {
-            at = (at + 1) & self.mask;
-            let slot = self.slots[at];
-            if slot.pos == 0 {
-                break;
-            }
-            let home = slot.hash as usize & self.mask;
-            // The entry may move to the hole unless its home lies cyclically in (hole, at].
-            let stays = if hole <= at { hole < home && home <= at } else { hole < home || home <= at };
-            if !stays {
-                self.slots[hole] = slot;
-                hole = at;
-            }
-        }
-        self.slots[hole] = Slot::default();
+    /// The home slot, from the hash's high bits (the best mixed).
+    fn home(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & self.mask
     }
+
+    /// The ring position of a used slot's id while it is among the last `capacity`.
+    fn live(&self, slot: u32) -> Option<usize> {
+        let seq = (slot & SEQ_MASK).wrapping_sub(1) & SEQ_MASK;
+        let age = (self.arrived as u32).wrapping_sub(seq) & SEQ_MASK;
+        // `age` counts from the next arrival: the last id has age 1.
+        let age = age as usize;
+        (age <= self.capacity).then(|| if age <= self.next { self.next - age } else { self.next + self.capacity - age })
+    }
+
+    /// Index only the live ids again, so dead entries never pile up. Runs when the ring is
+    /// full and `next` is back at 0: ring position `i` holds arrival `first + i`.
+    fn rebuild(&mut self) {
+        self.slots.fill(0);
+        let first = self.arrived - self.capacity as u64;
+        for (n, id) in (first..).zip(&self.ring) {
+            let hash = self.hash(id);
+            let mut at = self.home(hash);
+            while self.slots[at] != 0 {
+                at = (at + 1) & self.mask;
+            }
+            self.slots[at] = entry(hash, n);
+        }
+    }
+}
+
+/// 11 hash bits the home slot does not use, over a set bit that keeps used slots non-zero.
+fn tag_of(hash: u64) -> u32 {
+    ((hash as u32) >> (SEQ_BITS + 1)) | (1 << (31 - SEQ_BITS))
+}
+
+fn entry(hash: u64, arrival: u64) -> u32 {
+    (tag_of(hash) << SEQ_BITS) | ((arrival + 1) as u32 & SEQ_MASK)
 }
 
 fn random_odd() -> u64 {
@@ -357,6 +396,19 @@ mod tests {
         assert_eq!((other.topic.as_str(), other.event.publisher.as_str()), ("a.c", "you"));
         assert!(d.decode("a.c.", &bytes, 1 << 20, &c).is_none(), "a new topic is validated");
         assert_eq!(c.snapshot().invalid_topic, 1);
+    }
+
+    #[test]
+    fn window_survives_its_arrival_numbers_wrapping() {
+        let mut w = DuplicateWindow::new(5);
+        let n = (1u64 << SEQ_BITS) + 17;
+        for i in 0..n {
+            assert!(w.insert(Uuid::from_u64_pair(i, !i)), "id {i} is new");
+        }
+        for i in n - 5..n {
+            assert!(!w.insert(Uuid::from_u64_pair(i, !i)), "id {i} is among the last five");
+        }
+        assert!(w.insert(Uuid::from_u64_pair(n - 6, !(n - 6))), "the sixth last left the window");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the cheap handle orbiters hold.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -132,18 +133,24 @@ impl Bus {
     /// Publishes `event` on `topic`.
     pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
         match &self.local {
-            Some(local) => local.publish_now(topic, event),
+            Some(local) => {
+                // As in `publish_owned`.
+                tokio::task::coop::consume_budget().await;
+                local.publish_now(topic, event)
+            }
             None => self.transport.publish(topic, event).await,
         }
     }
 
     /// Publishes `event` on `topic`, handing it over: the in-memory bus gives it to the last
     /// subscriber without a copy. For events made to be published once, as orbiters make them.
-    pub async fn publish_owned(&self, topic: &Topic, event: Event) -> Result<(), Error> {
-        match &self.local {
-            Some(local) => local.publish_owned_now(topic, event),
-            None => self.transport.publish(topic, &event).await,
-        }
+    ///
+    /// The future is small (two words), so that tasks spawned per message stay small too.
+    pub fn publish_owned<'a>(&'a self, topic: &'a Topic, event: Event) -> Publishing<'a> {
+        Publishing(match &self.local {
+            Some(local) => Step::Done(Some(local.publish_owned_now(topic, event))),
+            None => Step::Sending(Box::pin(async move { self.transport.publish(topic, &event).await })),
+        })
     }
 
     /// Subscribes to `pattern` with default options.
@@ -184,6 +191,39 @@ impl Bus {
     /// See [`Transport::connection_state`].
     pub fn connection_state(&self) -> ConnectionState {
         self.transport.connection_state()
+    }
+}
+
+/// The future of [`Bus::publish_owned`].
+#[must_use = "a publish does nothing on a network bus unless awaited"]
+pub struct Publishing<'a>(Step<'a>);
+
+enum Step<'a> {
+    Done(Option<Result<(), Error>>),
+    Sending(Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>),
+}
+
+impl fmt::Debug for Publishing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Publishing")
+    }
+}
+
+impl Future for Publishing<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Step::Done(result) => {
+                // The publish is done, but it takes its share of the task's budget as tokio's
+                // channels do, so that a loop of in-memory publishes yields now and then to
+                // the tasks it feeds instead of starving them.
+                std::task::ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+                // Polled again after it finished: it has nothing more to say.
+                Poll::Ready(result.take().unwrap_or(Ok(())))
+            }
+            Step::Sending(fut) => fut.as_mut().poll(cx),
+        }
     }
 }
 

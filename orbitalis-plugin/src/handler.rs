@@ -2,6 +2,7 @@
 //! operation, a fair share per connection, off the orbiter task. A handler's failure or panic
 //! is reported to its caller or counted; it never takes the plugin down.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant as StdInstant;
@@ -97,40 +98,80 @@ impl Pool {
 }
 
 /// Publishes the reply of a call, or a plain output.
-async fn publish(r: &Runner, topic: &Topic, correlation: Option<Uuid>, payload: Option<Payload>) {
+pub(crate) async fn publish(r: &Runner, topic: &Topic, correlation: Option<Uuid>, payload: Option<Payload>) {
+    let result = r.bus.publish_owned(topic, output_event(r, correlation, payload)).await;
+    count_failure(r, topic, result);
+}
+
+fn output_event(r: &Runner, correlation: Option<Uuid>, payload: Option<Payload>) -> Event {
     let mut event = Event::new(r.me.clone());
     event.correlation_id = correlation;
     event.payload = payload;
-    if let Err(e) = r.bus.publish_owned(topic, event).await {
+    event
+}
+
+fn count_failure(r: &Runner, topic: &Topic, result: Result<(), busline::Error>) {
+    if let Err(e) = result {
         r.counters.drop_with(Counter::publish_failed, &r.me, format_args!("output on {topic}: {e}"));
     }
 }
 
-/// Answers a call with an OperationError (Y2-Y4).
-pub(crate) async fn reply_error(
-    r: &Runner,
-    topic: &Topic,
-    correlation: Uuid,
-    operation: &Identifier,
-    kind: ErrorKind,
-    message: String,
-) {
+/// An OperationError answering a call (Y2-Y4).
+pub(crate) fn error_reply(operation: &Identifier, kind: ErrorKind, message: &str) -> Payload {
     let err = WireError {
         operation: operation.clone(),
         kind,
-        message: orbitalis_schemas::limits::truncate_utf8(&message, orbitalis_schemas::limits::MAX_ERROR_MESSAGE)
+        message: orbitalis_schemas::limits::truncate_utf8(message, orbitalis_schemas::limits::MAX_ERROR_MESSAGE)
             .to_owned(),
     };
-    publish(r, topic, Some(correlation), Some(Payload::new(WireError::fingerprint(), err.encode()))).await;
+    Payload::new(WireError::fingerprint(), err.encode())
 }
 
 /// One handler run, holding one of its operation's permits.
-async fn run(job: Job, handler: Arc<HandlerFn>, r: Arc<Runner>, permit: OwnedSemaphorePermit) {
+///
+/// Kept small (it is spawned once per input): the handler's future is made before the run's,
+/// so the run holds only what it needs after it; the reply is decided by a plain function and
+/// sent by one publish whose event is made before the await.
+fn run(
+    job: Job,
+    handler: Arc<HandlerFn>,
+    r: Arc<Runner>,
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send + 'static {
     let Job { invocation, correlation, output_topic, n_out, stats } = job;
     let operation = invocation.context.operation.clone();
     let connection = invocation.context.connection;
     let started = correlation.map(|_| StdInstant::now());
-    let outcome = match guarded(handler(invocation)).await {
+    let handled = guarded(handler(invocation));
+    async move {
+        let outcome = handled.await;
+        drop(permit);
+        if let Some((correlation, payload)) = reply(&r, outcome, correlation, &operation, started, &n_out) {
+            let event = output_event(&r, correlation, payload);
+            count_failure(&r, &output_topic, r.bus.publish_owned(&output_topic, event).await);
+        }
+        // The output or reply went out on the connection: a use (§7.4).
+        stats.touch(r.epoch);
+        if stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Waiting for room is rare; its future is boxed to keep this one small.
+            if let Err(mpsc::error::TrySendError::Full(idle)) = r.work.try_send(PluginWork::Idle { connection }) {
+                let _ = Box::pin(r.work.send(idle)).await;
+            }
+        }
+    }
+}
+
+/// What a run sends, as correlation and payload: a call's OperationResult or OperationError,
+/// a plain output, or nothing (a failure of a plain execution is counted instead).
+fn reply(
+    r: &Runner,
+    outcome: Result<Result<Produced, Failure>, String>,
+    correlation: Option<Uuid>,
+    operation: &Identifier,
+    started: Option<StdInstant>,
+    n_out: &SchemaSpec,
+) -> Option<(Option<Uuid>, Option<Payload>)> {
+    let outcome = match outcome {
         Ok(Ok(Produced::Nothing)) => Ok(None),
         Ok(Ok(Produced::Value(p))) if n_out.accepts(p.as_ref().map(|p| p.fingerprint)) => Ok(Some(p)),
         Ok(Ok(Produced::Value(_))) => Err((
@@ -153,18 +194,14 @@ async fn run(job: Job, handler: Arc<HandlerFn>, r: Arc<Runner>, permit: OwnedSem
                 output: value.flatten(),
                 handler_time_us: started.map_or(0, |t| t.elapsed().as_micros() as i64),
             };
-            let payload = Payload::new(OperationResult::fingerprint(), result.encode());
-            publish(&r, &output_topic, Some(k), Some(payload)).await;
+            Some((Some(k), Some(Payload::new(OperationResult::fingerprint(), result.encode()))))
         }
-        (Ok(Some(p)), None) => publish(&r, &output_topic, None, p).await,
-        (Ok(None), None) => {}
-        (Err((kind, m, _)), Some(k)) => reply_error(&r, &output_topic, k, &operation, kind, m).await,
-        (Err((_, m, counter)), None) => r.counters.drop_with(counter, &r.me, format_args!("{operation}: {m}")),
-    }
-    drop(permit);
-    // The output or reply went out on the connection: a use (§7.4).
-    stats.touch(r.epoch);
-    if stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let _ = r.work.send(PluginWork::Idle { connection }).await;
+        (Ok(Some(p)), None) => Some((None, p)),
+        (Ok(None), None) => None,
+        (Err((kind, m, _)), Some(k)) => Some((Some(k), Some(error_reply(operation, kind, &m)))),
+        (Err((_, m, counter)), None) => {
+            r.counters.drop_with(counter, &r.me, format_args!("{operation}: {m}"));
+            None
+        }
     }
 }

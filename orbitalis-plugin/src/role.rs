@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::handler::{Job, Pool, Runner, reply_error};
+use crate::handler::{Job, Pool, Runner, error_reply, publish};
 use crate::operation::{Invocation, OperationContext, Validated};
 use crate::push::{Outlet, PushView, Pusher};
 
@@ -176,8 +176,8 @@ impl PluginRole {
         };
         let reject = |kind: ErrorKind, message: &str, counter: Counter, base: &Base| match correlation {
             Some(k) => {
-                let (r, t, o, m) = (runner.clone(), output_topic.clone(), operation.clone(), message.to_owned());
-                tokio::spawn(async move { reply_error(&r, &t, k, &o, kind, m).await });
+                let (r, t, reply) = (runner.clone(), output_topic.clone(), error_reply(&operation, kind, message));
+                tokio::spawn(async move { publish(&r, &t, Some(k), Some(reply)).await });
             }
             None => base.drop_msg(counter, format_args!("{operation}: {message}")),
         };
