@@ -45,7 +45,7 @@ const CALLS_EACH: usize = 50;
 const ROUNDS: usize = 10;
 const PER_ROUND: usize = 200;
 /// Alternating batches of the interleaved flood comparison.
-const FLOOD_ROUNDS: usize = 6;
+const FLOOD_ROUNDS: usize = 20;
 const PAYLOAD: usize = 64;
 const OPERATION: &str = "echo";
 /// Far above any call's normal round trip here, so only lost replies reach it.

@@ -468,6 +468,10 @@ impl Transport for MqttBus {
         shared.publish_qos(topic, event, shared.qos).await
     }
 
+    async fn publish_owned(&self, topic: &Topic, event: Event) -> Result<(), Error> {
+        self.publish_with_qos(topic, &event, self.inner.shared.qos).await
+    }
+
     async fn subscribe_with(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription, Error> {
         let shared = &self.inner.shared;
         shared.check_open()?;

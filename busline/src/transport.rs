@@ -88,6 +88,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Publishes `event` on `topic`.
     async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), Error>;
 
+    /// Publishes `event` on `topic`, taking it: what [`Bus::publish_owned`] calls. The default
+    /// calls [`Transport::publish`] (one more boxed future); a transport overrides it to spare
+    /// that.
+    async fn publish_owned(&self, topic: &Topic, event: Event) -> Result<(), Error> {
+        self.publish(topic, &event).await
+    }
+
     /// Subscribes to `pattern`.
     async fn subscribe_with(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription, Error>;
 
@@ -149,7 +156,7 @@ impl Bus {
     pub fn publish_owned<'a>(&'a self, topic: &'a Topic, event: Event) -> Publishing<'a> {
         Publishing(match &self.local {
             Some(local) => Step::Done(Some(local.publish_owned_now(topic, event))),
-            None => Step::Sending(Box::pin(async move { self.transport.publish(topic, &event).await })),
+            None => Step::Sending(self.transport.publish_owned(topic, event)),
         })
     }
 
