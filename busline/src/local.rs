@@ -211,7 +211,7 @@ impl Transport for LocalBus {
         let route = Route { tx, exact: exact.is_some() };
         self.inner.change_routes(|routes| routes.insert(pattern, id, route));
         let stream = LocalStream { rx, exact, id, pattern: pattern.clone(), bus: Arc::downgrade(&self.inner) };
-        Ok(Subscription::new(pattern.clone(), stream, options, self.inner.counters.clone()))
+        Ok(Subscription::local(pattern.clone(), stream, options, self.inner.counters.clone()))
     }
 
     async fn flush(&self) -> Result<(), Error> {
@@ -242,7 +242,7 @@ impl Transport for LocalBus {
     }
 }
 
-struct LocalStream {
+pub(crate) struct LocalStream {
     rx: mpsc::Receiver<Queued>,
     /// The topic of every delivery, when the pattern has no wildcard.
     exact: Option<Topic>,

@@ -12,7 +12,7 @@ use futures::Stream;
 
 use crate::envelope::Event;
 use crate::error::Error;
-use crate::local::LocalBus;
+use crate::local::{LocalBus, LocalStream};
 use crate::receive::{Counter, CounterSnapshot, Counters, DuplicateWindow};
 use crate::topic::{Pattern, Topic};
 
@@ -234,7 +234,21 @@ impl Future for Publishing<'_> {
     }
 }
 
-type Inner = Pin<Box<dyn Stream<Item = Delivery> + Send>>;
+/// The transport's stream: the in-memory bus's own, polled without a virtual call, or any
+/// other.
+enum Inner {
+    Local(LocalStream),
+    Boxed(Pin<Box<dyn Stream<Item = Delivery> + Send>>),
+}
+
+impl Inner {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        match self {
+            Inner::Local(s) => Pin::new(s).poll_next(cx),
+            Inner::Boxed(s) => s.as_mut().poll_next(cx),
+        }
+    }
+}
 
 /// A stream of [`Delivery`]s matching one pattern; dropping it unsubscribes.
 ///
@@ -260,9 +274,23 @@ impl Subscription {
         options: SubscribeOptions,
         counters: Arc<Counters>,
     ) -> Self {
+        Self::with(pattern, Inner::Boxed(Box::pin(inner)), options, counters)
+    }
+
+    /// Wraps the in-memory bus's stream.
+    pub(crate) fn local(
+        pattern: Pattern,
+        inner: LocalStream,
+        options: SubscribeOptions,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self::with(pattern, Inner::Local(inner), options, counters)
+    }
+
+    fn with(pattern: Pattern, inner: Inner, options: SubscribeOptions, counters: Arc<Counters>) -> Self {
         Subscription {
             pattern,
-            inner: Box::pin(inner),
+            inner,
             window: (options.duplicate_window > 0).then(|| DuplicateWindow::new(options.duplicate_window)),
             counters,
         }
@@ -285,7 +313,7 @@ impl Stream for Subscription {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let this = self.get_mut();
         loop {
-            match this.inner.as_mut().poll_next(cx) {
+            match this.inner.poll_next(cx) {
                 Poll::Ready(Some(d)) => {
                     if let Some(w) = &mut this.window
                         && !w.insert(d.event.id)
