@@ -37,7 +37,8 @@ pub struct SubscribeOptions {
     /// (`dropped`). Default 1,024.
     pub capacity: usize,
     /// Event ids remembered to drop duplicates (`duplicate`); 0 turns the check off.
-    /// Default 1,024.
+    /// Default 1,024; at most [`DuplicateWindow::MAX_CAPACITY`] (262,144), larger values
+    /// are lowered to it.
     pub duplicate_window: usize,
 }
 
