@@ -153,7 +153,9 @@ impl Bus {
     /// Publishes `event` on `topic`, handing it over: the in-memory bus gives it to the last
     /// subscriber without a copy. For events made to be published once, as orbiters make them.
     ///
-    /// The future is small (two words), so that tasks spawned per message stay small too.
+    /// The in-memory bus delivers when this is called (the future only reports and takes its
+    /// share of the task's budget); a network bus sends when the future is awaited. The future
+    /// holds the result or one boxed future, so that tasks spawned per message stay small.
     pub fn publish_owned<'a>(&'a self, topic: &'a Topic, event: Event) -> Publishing<'a> {
         Publishing(match &self.local {
             Some(local) => Step::Done(Some(local.publish_owned_now(topic, event))),
