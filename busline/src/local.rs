@@ -285,12 +285,12 @@ mod tests {
         Topic::new(s).unwrap()
     }
 
-    // In-memory deliveries are queued by the publish itself, so a receive that is not ready
-    // at once means a lost event (rather than a hung test).
     fn event() -> Event {
         Event::new(crate::Identifier::new("me").unwrap())
     }
 
+    // In-memory deliveries are queued by the publish itself, so receives use `now_or_never`:
+    // one that is not ready at once means a lost event (rather than a hung test).
     #[tokio::test]
     async fn remembered_routes_follow_subscribe_unsubscribe_and_close() {
         let bus = LocalBus::new();

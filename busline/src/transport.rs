@@ -241,6 +241,8 @@ impl Future for Publishing<'_> {
 /// other.
 enum Inner {
     Local(LocalStream),
+    // Only the network buses make these.
+    #[cfg_attr(not(any(feature = "nats", feature = "mqtt")), allow(dead_code))]
     Boxed(Pin<Box<dyn Stream<Item = Delivery> + Send>>),
 }
 
@@ -271,6 +273,7 @@ impl fmt::Debug for Subscription {
 
 impl Subscription {
     /// Wraps a transport's stream; dropping `inner` must unsubscribe.
+    #[cfg_attr(not(any(feature = "nats", feature = "mqtt")), allow(dead_code))]
     pub(crate) fn new(
         pattern: Pattern,
         inner: impl Stream<Item = Delivery> + Send + 'static,

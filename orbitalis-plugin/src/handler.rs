@@ -97,22 +97,22 @@ impl Pool {
     }
 }
 
-/// Publishes the reply of a call, or a plain output.
-pub(crate) async fn publish(r: &Runner, topic: &Topic, correlation: Option<Uuid>, payload: Option<Payload>) {
-    let result = r.bus.publish_owned(topic, output_event(r, correlation, payload)).await;
-    count_failure(r, topic, result);
-}
-
-fn output_event(r: &Runner, correlation: Option<Uuid>, payload: Option<Payload>) -> Event {
+/// Publishes the reply of a call, or a plain output, counting a failure. The event is made
+/// at once, so the future holds only the publish's own (it is part of every handler run).
+pub(crate) fn publish<'a>(
+    r: &'a Runner,
+    topic: &'a Topic,
+    correlation: Option<Uuid>,
+    payload: Option<Payload>,
+) -> impl Future<Output = ()> + Send + 'a {
     let mut event = Event::new(r.me.clone());
     event.correlation_id = correlation;
     event.payload = payload;
-    event
-}
-
-fn count_failure(r: &Runner, topic: &Topic, result: Result<(), busline::Error>) {
-    if let Err(e) = result {
-        r.counters.drop_with(Counter::publish_failed, &r.me, format_args!("output on {topic}: {e}"));
+    let sending = r.bus.publish_owned(topic, event);
+    async move {
+        if let Err(e) = sending.await {
+            r.counters.drop_with(Counter::publish_failed, &r.me, format_args!("output on {topic}: {e}"));
+        }
     }
 }
 
@@ -131,7 +131,7 @@ pub(crate) fn error_reply(operation: &Identifier, kind: ErrorKind, message: &str
 ///
 /// Kept small (it is spawned once per input): the handler's future is made before the run's,
 /// so the run holds only what it needs after it; the reply is decided by a plain function and
-/// sent by one publish whose event is made before the await.
+/// sent by one publish.
 fn run(
     job: Job,
     handler: Arc<HandlerFn>,
@@ -147,8 +147,7 @@ fn run(
         let outcome = handled.await;
         drop(permit);
         if let Some((correlation, payload)) = reply(&r, outcome, correlation, &operation, started, &n_out) {
-            let event = output_event(&r, correlation, payload);
-            count_failure(&r, &output_topic, r.bus.publish_owned(&output_topic, event).await);
+            publish(&r, &output_topic, correlation, payload).await;
         }
         // The output or reply went out on the connection: a use (§7.4).
         stats.touch(r.epoch);

@@ -18,13 +18,14 @@ use crate::Error;
 /// few bytes, and apache-avro's serde path costs several times the value itself. The schema
 /// and the codec for evolved writers stay apache-avro's; a test holds both encodings equal.
 macro_rules! primitive_message {
-    ($name:ident, write($w:ident, $v:ident) $write:expr, read($r:ident) $read:expr) => {
+    ($name:ident, len($v:ident) $len:expr, write($w:ident) $write:expr, read($r:ident) $read:expr) => {
         impl crate::Message for $name {
             crate::impl_message!(@codec $name);
 
             fn encode(&self) -> Result<Bytes, Error> {
                 let $v = &self.0;
-                let mut $w = Writer::with_capacity(16);
+                // At most: the value's bytes and a 10-byte length or varint.
+                let mut $w = Writer::with_capacity($len + 10);
                 $write;
                 Ok(Bytes::from($w.into_vec()))
             }
@@ -43,7 +44,7 @@ macro_rules! primitive_message {
 
 macro_rules! primitive {
     ($(#[$m:meta])* $name:ident($inner:ty) = $schema:ident, derive($($d:ident),*),
-     write($w:ident, $v:ident) $write:expr, read($r:ident) $read:expr) => {
+     len($v:ident) $len:expr, write($w:ident) $write:expr, read($r:ident) $read:expr) => {
         $(#[$m])*
         #[derive(Clone, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize $(, $d)*)]
         #[serde(transparent)]
@@ -59,7 +60,7 @@ macro_rules! primitive {
             }
         }
 
-        primitive_message!($name, write($w, $v) $write, read($r) $read);
+        primitive_message!($name, len($v) $len, write($w) $write, read($r) $read);
 
         impl From<$inner> for $name {
             fn from(v: $inner) -> Self {
@@ -72,32 +73,32 @@ macro_rules! primitive {
 primitive!(
     /// A UTF-8 string, schema `"string"`.
     StringMessage(String) = String, derive(Eq, Hash, Ord),
-    write(w, v) w.string(v), read(r) r.string().map(str::to_owned)
+    len(v) v.len(), write(w) w.string(v), read(r) r.string().map(str::to_owned)
 );
 primitive!(
     /// A 32-bit signed integer, schema `"int"`.
     Int32(i32) = Int, derive(Eq, Hash, Ord, Copy),
-    write(w, v) w.int(*v), read(r) r.int()
+    len(v) 0, write(w) w.int(*v), read(r) r.int()
 );
 primitive!(
     /// A 64-bit signed integer, schema `"long"`.
     Int64(i64) = Long, derive(Eq, Hash, Ord, Copy),
-    write(w, v) w.long(*v), read(r) r.long()
+    len(v) 0, write(w) w.long(*v), read(r) r.long()
 );
 primitive!(
     /// A 32-bit float, schema `"float"`.
     Float32(f32) = Float, derive(Copy),
-    write(w, v) w.float(*v), read(r) r.float()
+    len(v) 0, write(w) w.float(*v), read(r) r.float()
 );
 primitive!(
     /// A 64-bit float, schema `"double"`.
     Float64(f64) = Double, derive(Copy),
-    write(w, v) w.double(*v), read(r) r.double()
+    len(v) 0, write(w) w.double(*v), read(r) r.double()
 );
 primitive!(
     /// A boolean, schema `"boolean"`.
     Bool(bool) = Boolean, derive(Eq, Hash, Ord, Copy),
-    write(w, v) w.boolean(*v), read(r) r.boolean()
+    len(v) 0, write(w) w.boolean(*v), read(r) r.boolean()
 );
 
 /// Bytes, schema `"bytes"`.
@@ -115,7 +116,7 @@ impl AvroSchemaComponent for BytesMessage {
     }
 }
 
-primitive_message!(BytesMessage, write(w, v) w.bytes(v), read(r) r.bytes().map(<[u8]>::to_vec));
+primitive_message!(BytesMessage, len(v) v.len(), write(w) w.bytes(v), read(r) r.bytes().map(<[u8]>::to_vec));
 
 impl From<Vec<u8>> for BytesMessage {
     fn from(v: Vec<u8>) -> Self {
