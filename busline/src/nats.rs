@@ -10,16 +10,18 @@
 //! bounded by the client's request timeout.
 //!
 //! **Queues.** async-nats hands each subscriber's messages over through its own bounded
-//! channel (`subscription_capacity`, per client). When that channel is full, the client drops
-//! the message and only reports [`async_nats::Event::SlowConsumer`] through its event callback.
-//! `NatsBus` keeps that channel nearly empty: each subscription has a small task that moves
-//! messages at once from the client's channel to the subscription's own queue of
-//! [`SubscribeOptions::capacity`] events, never waiting. A full subscription queue loses the
-//! new event, counted in `dropped` with a warning, exactly as on the in-memory bus. The
-//! client's channel ([`NatsBusOptions::client_subscription_capacity`], default 262,144) only
-//! fills when that task is starved of CPU; those losses arrive as slow-consumer events and are
-//! counted in `slow_consumer` and `dropped`. async-nats reports them through a channel of 128
-//! events that it does not wait on, so under a long flood some of them may go uncounted.
+//! channel (`subscription_capacity`, one value per client). When that channel is full, the
+//! client drops the message and only reports [`async_nats::Event::SlowConsumer`] through its
+//! event callback. `NatsBus` keeps that channel nearly empty and gives every subscription its
+//! own queue of [`SubscribeOptions::capacity`] events: whenever the reader polls, and every
+//! 10 ms for a reader that does not (one sweeping task per bus), all the client holds for the
+//! subscription moves into its queue, and what does not fit is lost, counted in `dropped` with
+//! a warning, exactly as on the in-memory bus. The reader takes its events without a task in
+//! between. The client's channel ([`NatsBusOptions::client_subscription_capacity`], default
+//! 262,144) only fills when more arrives between two sweeps, or when the sweeper is starved of
+//! CPU; those losses arrive as slow-consumer events and are counted in `slow_consumer` and
+//! `dropped`. async-nats reports them through a channel of 128 events that it does not wait
+//! on, so under a long flood some of them may go uncounted.
 //!
 //! **Options it sets.** [`NatsBus::connect`] and [`NatsBus::connect_with`] install their own
 //! event callback (replacing any in the given options) and turn off the client's subject check
@@ -43,24 +45,21 @@
 //! error event, not to the subscriber: `subscribe` still succeeds and the subscription stays
 //! silent. async-nats logs the server's error.
 
-use std::collections::HashMap;
+mod queue;
+
 use std::fmt;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
 use crate::envelope::{DEFAULT_MAX_ENVELOPE_SIZE, Event, check_max_envelope_size};
 use crate::error::Error;
-use crate::receive::{Counter, CounterSnapshot, Counters, Decoder};
+use crate::receive::{Counter, CounterSnapshot, Counters};
 use crate::topic::{Pattern, Topic};
-use crate::transport::{Bus, ConnectionState, Delivery, SubscribeOptions, Subscription, Transport};
+use crate::transport::{Bus, ConnectionState, SubscribeOptions, Subscription, Transport};
+use queue::Registry;
 
 /// Default for [`NatsBusOptions::client_subscription_capacity`].
 pub const DEFAULT_CLIENT_SUBSCRIPTION_CAPACITY: usize = 256 * 1024;
@@ -170,16 +169,8 @@ struct Inner {
     max_envelope_size: usize,
     owns_client: bool,
     closed: AtomicBool,
-    next_id: AtomicU64,
-    /// The forwarding task of each live subscription, by subscription id. Held under the same
-    /// lock as the closed flag so no subscription can start after `close` ended the others.
-    forwarders: Mutex<Forwarders>,
-}
-
-#[derive(Default)]
-struct Forwarders {
-    closed: bool,
-    tasks: HashMap<u64, AbortHandle>,
+    /// The live subscriptions; it refuses new ones once `close` ended the others.
+    subscriptions: Arc<Registry>,
 }
 
 impl fmt::Debug for NatsBus {
@@ -243,8 +234,7 @@ impl NatsBus {
                 max_envelope_size,
                 owns_client,
                 closed: AtomicBool::new(false),
-                next_id: AtomicU64::new(1),
-                forwarders: Mutex::default(),
+                subscriptions: Arc::default(),
             }),
         })
     }
@@ -287,10 +277,6 @@ impl NatsBus {
         self.inner.counters.incr(Counter::published);
         Ok(())
     }
-
-    fn forwarders(&self) -> std::sync::MutexGuard<'_, Forwarders> {
-        self.inner.forwarders.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 #[async_trait]
@@ -314,39 +300,13 @@ impl Transport for NatsBus {
             return Err(e);
         }
 
-        let (tx, rx) = mpsc::channel(options.capacity.max(1));
-        let id = self.inner.next_id.fetch_add(1, Relaxed);
-        let counters = self.inner.counters.clone();
-        let max = self.inner.max_envelope_size;
-        let name = pattern.clone();
-        let task = {
-            let mut forwarders = self.forwarders();
-            if forwarders.closed {
-                // Dropping the subscriber unsubscribes.
-                return Err(Error::Closed);
-            }
-            let task = tokio::spawn(async move {
-                let mut decoder = Decoder::default();
-                while let Some(msg) = subscriber.next().await {
-                    let Some(delivery) = decoder.decode(msg.subject.as_str(), &msg.payload, max, &counters) else {
-                        continue;
-                    };
-                    match tx.try_send(delivery) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(d)) => counters.drop_event(
-                            Counter::dropped,
-                            &format_args!("the queue of subscription {name} is full; event on {}", d.topic),
-                        ),
-                        Err(mpsc::error::TrySendError::Closed(_)) => break,
-                    }
-                }
-            });
-            let task = task.abort_handle();
-            forwarders.tasks.insert(id, task.clone());
-            task
-        };
-        let stream = NatsStream { rx, _guard: Guard { id, task, bus: Arc::downgrade(&self.inner) } };
-        Ok(Subscription::new(pattern.clone(), stream, options, self.inner.counters.clone()))
+        let inner = &self.inner;
+        // Dropping the subscriber, when the bus closed meanwhile, unsubscribes.
+        let stream = inner
+            .subscriptions
+            .add(subscriber, pattern.clone(), options.capacity.max(1), inner.max_envelope_size, inner.counters.clone())
+            .ok_or(Error::Closed)?;
+        Ok(Subscription::new(pattern.clone(), stream, options, inner.counters.clone()))
     }
 
     async fn flush(&self) -> Result<(), Error> {
@@ -358,16 +318,8 @@ impl Transport for NatsBus {
         if self.inner.closed.swap(true, Relaxed) {
             return Ok(());
         }
-        let tasks = {
-            let mut forwarders = self.forwarders();
-            forwarders.closed = true;
-            std::mem::take(&mut forwarders.tasks)
-        };
-        // Ending a forwarder drops its subscriber, which unsubscribes, and its sender, which
-        // ends the subscription's stream once the events already queued are read.
-        for task in tasks.into_values() {
-            task.abort();
-        }
+        // Outside the cooperative budget, which would leave messages in the client uncounted.
+        tokio::task::coop::unconstrained(async { self.inner.subscriptions.close() }).await;
         // Flushing waits for a connection; a closed bus should not hang on a lost server.
         let flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, self.inner.client.flush()).await;
         if self.inner.owns_client {
@@ -392,7 +344,7 @@ impl Transport for NatsBus {
     }
 
     fn subscription_count(&self) -> usize {
-        self.forwarders().tasks.len()
+        self.inner.subscriptions.len()
     }
 
     fn connection_state(&self) -> ConnectionState {
@@ -402,36 +354,6 @@ impl Transport for NatsBus {
         match self.inner.client.connection_state() {
             async_nats::connection::State::Connected => ConnectionState::Connected,
             _ => ConnectionState::Disconnected,
-        }
-    }
-}
-
-struct NatsStream {
-    rx: mpsc::Receiver<Delivery>,
-    _guard: Guard,
-}
-
-impl Stream for NatsStream {
-    type Item = Delivery;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-/// Ends the forwarding task (and so the server subscription) when the stream is dropped,
-/// even when every handle to the bus is gone already.
-struct Guard {
-    id: u64,
-    task: AbortHandle,
-    bus: Weak<Inner>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.task.abort();
-        if let Some(inner) = self.bus.upgrade() {
-            inner.forwarders.lock().unwrap_or_else(|e| e.into_inner()).tasks.remove(&self.id);
         }
     }
 }

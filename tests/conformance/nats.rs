@@ -138,3 +138,24 @@ async fn subscriptions_outlive_the_bus_handles() {
     publisher.publish(&h.topic("d"), &e).await.expect("publish");
     assert_eq!(recv_on(&publisher, &mut sub).await.event, e);
 }
+
+/// The task that counts the losses of subscriptions nobody reads runs only while the bus has
+/// subscriptions: a bus that only publishes, or whose subscriptions are gone, keeps no task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_runs_only_while_there_are_subscriptions() {
+    let h = Harness::new(Kind::Nats);
+    let bus: Bus = nats_bus().await.into();
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let idle = tasks();
+    for round in 0..2 {
+        let mut sub = bus.subscribe(&h.pattern("sweep")).await.expect("subscribe");
+        assert_eq!(tasks(), idle + 1, "round {round}: one sweeper for the bus");
+        let more = bus.subscribe(&h.pattern("sweep.more")).await.expect("subscribe");
+        assert_eq!(tasks(), idle + 1, "round {round}: still one sweeper with two subscriptions");
+        let e = event();
+        bus.publish(&h.topic("sweep"), &e).await.expect("publish");
+        assert_eq!(recv_on(&bus, &mut sub).await.event, e);
+        drop((sub, more));
+        wait_until("the sweeper ended with the last subscription", || tasks() == idle).await;
+    }
+}
