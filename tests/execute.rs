@@ -410,6 +410,57 @@ async fn a_full_handler_queue_refuses_inputs() {
     c.stop().await;
 }
 
+/// At most `handler_concurrency` inputs run at once; the others wait in the queue and start
+/// in arrival order as runs end, and the pool takes inputs again after it ran dry.
+#[tokio::test(start_paused = true)]
+async fn handlers_run_concurrency_at_a_time_in_arrival_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let (bus, ns) = (local(), ns());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (starts, running, peak) =
+        (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let op = {
+        let (gate, starts, running, peak) = (gate.clone(), starts.clone(), running.clone(), peak.clone());
+        Operation::new("work", move |n: Int64, _ctx| {
+            let (gate, starts, running, peak) = (gate.clone(), starts.clone(), running.clone(), peak.clone());
+            async move {
+                starts.lock().unwrap().push(n.0);
+                peak.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+                gate.acquire().await.expect("the gate stays open").forget();
+                running.fetch_sub(1, SeqCst);
+                Ok(n)
+            }
+        })
+    };
+    let limits = Limits { handler_queue: 5, handler_concurrency: 3, ..Limits::default() };
+    let (p, c) = pair(&bus, &ns, op, limits, Limits::default()).await;
+    for i in 0..8 {
+        c.execute("work", Int64(i), Target::Any).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(*starts.lock().unwrap(), [0, 1, 2], "three run, five wait");
+    c.execute("work", Int64(8), Target::Any).await.unwrap();
+    eventually("the ninth input refused", || async { p.counters().handler_overflow == 1 }).await;
+
+    gate.add_permits(8);
+    eventually("every accepted input ran", || async { running.load(SeqCst) == 0 && starts.lock().unwrap().len() == 8 })
+        .await;
+    assert_eq!(*starts.lock().unwrap(), (0..8).collect::<Vec<_>>(), "queued inputs start in arrival order");
+    assert_eq!(peak.load(SeqCst), 3, "never more than three at once");
+
+    gate.add_permits(3);
+    for i in 0..3 {
+        c.execute("work", Int64(100 + i), Target::Any).await.unwrap();
+        eventually("the pool runs inputs again after it ran dry", || async {
+            running.load(SeqCst) == 0 && starts.lock().unwrap().len() == 9 + i as usize
+        })
+        .await;
+    }
+    assert_eq!(p.counters().handler_overflow, 1);
+    c.stop().await;
+    p.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn waiting_calls_are_bounded() {
     let (bus, ns) = (local(), ns());

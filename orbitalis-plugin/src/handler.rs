@@ -2,9 +2,10 @@
 //! operation, a fair share per connection, off the orbiter task. A handler's failure or panic
 //! is reported to its caller or counted; it never takes the plugin down.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant as StdInstant;
 
 use busline::{Bus, Event, Identifier, Payload, Topic};
@@ -13,7 +14,7 @@ use orbitalis_core::orbiter::hooks::guarded;
 use orbitalis_core::orbiter::usage::ConnStats;
 use orbitalis_schemas::SchemaSpec;
 use orbitalis_schemas::protocol::{ErrorKind, OperationError as WireError, OperationResult, ProtocolMessage};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -42,57 +43,85 @@ pub(crate) struct Runner {
     pub epoch: Instant,
 }
 
-/// One operation's handler runs: a queue of `capacity` inputs feeding a dispatcher that
-/// starts them in arrival order, `concurrency` at a time, each in its own task. The orbiter
-/// task only queues; it hears back only when a connection has no work left (G2).
+/// One operation's handler runs: up to `concurrency` worker tasks taking inputs in arrival
+/// order from a queue of `capacity` waiting inputs. A worker is started for an input only
+/// when fewer than `concurrency` run, and runs queued inputs one after the other until the
+/// queue is empty, so a flood costs a task per worker, not one per input. The orbiter task
+/// only queues; it hears back only when a connection has no work left (G2).
 pub(crate) struct Pool {
-    tx: mpsc::Sender<Job>,
-    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     handler: Arc<HandlerFn>,
     runner: Arc<Runner>,
+    state: Mutex<Queue>,
+}
+
+/// Under one lock, so that no input is queued just as the last worker leaves: while fewer
+/// than `concurrency` workers live, the queue is empty.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Job>,
+    workers: usize,
 }
 
 impl Pool {
-    /// Starts the dispatcher; it ends once the pool is dropped and its queue is empty.
-    pub fn start(handler: Arc<HandlerFn>, r: Arc<Runner>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Job>(r.capacity);
-        let permits = Arc::new(Semaphore::new(r.concurrency));
-        let (h, runner, p) = (handler.clone(), r.clone(), permits.clone());
-        tokio::spawn(async move {
-            // The permit first: a job leaves the queue only to run, so the queue holds
-            // exactly `capacity` waiting inputs.
-            while let Ok(permit) = p.clone().acquire_owned().await {
-                let Some(job) = rx.recv().await else { break };
-                tokio::spawn(run(job, h.clone(), runner.clone(), permit));
-            }
-        });
-        Pool { tx, permits, handler, runner: r }
+    pub fn start(handler: Arc<HandlerFn>, runner: Arc<Runner>) -> Self {
+        Pool { shared: Arc::new(Shared { handler, runner, state: Mutex::default() }) }
     }
 
     /// Queues `job`, or refuses it (`false`) when the operation's queue or the connection's
     /// share of it (`max(64, capacity / connections)`) is full.
     pub fn submit(&self, job: Job, connections: usize) -> bool {
-        let capacity = self.runner.capacity;
+        let capacity = self.shared.runner.capacity;
         let share = 64.max(capacity / connections.max(1));
         let outstanding = &job.stats.outstanding;
         if outstanding.load(Ordering::Acquire) >= share {
             return false;
         }
-        outstanding.fetch_add(1, Ordering::AcqRel);
-        // With nothing queued and a permit free, start at once: no hop through the
-        // dispatcher, and no input overtakes a queued one.
-        if self.tx.capacity() == self.tx.max_capacity()
-            && let Ok(permit) = self.permits.clone().try_acquire_owned()
-        {
-            tokio::spawn(run(job, self.handler.clone(), self.runner.clone(), permit));
+        let mut queue = self.shared.lock();
+        if queue.workers < self.shared.runner.concurrency {
+            queue.workers += 1;
+            drop(queue);
+            outstanding.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(work(self.shared.clone(), job));
             return true;
         }
-        match self.tx.try_send(job) {
-            Ok(()) => true,
-            Err(e) => {
-                e.into_inner().stats.outstanding.fetch_sub(1, Ordering::AcqRel);
-                false
-            }
+        if queue.waiting.len() >= capacity {
+            return false;
+        }
+        outstanding.fetch_add(1, Ordering::AcqRel);
+        queue.waiting.push_back(job);
+        true
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics under this lock.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next queued input, or `None` after counting this worker out.
+    fn next(&self) -> Option<Job> {
+        let mut queue = self.lock();
+        let job = queue.waiting.pop_front();
+        if job.is_none() {
+            queue.workers -= 1;
+        }
+        job
+    }
+}
+
+/// A worker: runs `job`, then whatever is queued, until the queue is empty. Dropping the pool
+/// (the operation replaced or removed, the plugin stopping) lets the queue run out.
+async fn work(shared: Arc<Shared>, mut job: Job) {
+    loop {
+        run(job, &*shared.handler, &shared.runner).await;
+        match shared.next() {
+            Some(next) => job = next,
+            None => return,
         }
     }
 }
@@ -127,17 +156,12 @@ pub(crate) fn error_reply(operation: &Identifier, kind: ErrorKind, message: &str
     Payload::new(WireError::fingerprint(), err.encode())
 }
 
-/// One handler run, holding one of its operation's permits.
+/// One handler run.
 ///
-/// Kept small (it is spawned once per input): the handler's future is made before the run's,
-/// so the run holds only what it needs after it; the reply is decided by a plain function and
-/// sent by one publish.
-fn run(
-    job: Job,
-    handler: Arc<HandlerFn>,
-    r: Arc<Runner>,
-    permit: OwnedSemaphorePermit,
-) -> impl Future<Output = ()> + Send + 'static {
+/// Kept small (a worker awaits one per input): the handler's future is made before the
+/// run's, so the run holds only what it needs after it; the reply is decided by a plain
+/// function and sent by one publish.
+fn run<'a>(job: Job, handler: &HandlerFn, r: &'a Runner) -> impl Future<Output = ()> + Send + 'a {
     let Job { invocation, correlation, output_topic, n_out, stats } = job;
     let operation = invocation.context.operation.clone();
     let connection = invocation.context.connection;
@@ -145,9 +169,8 @@ fn run(
     let handled = guarded(handler(invocation));
     async move {
         let outcome = handled.await;
-        drop(permit);
-        if let Some((correlation, payload)) = reply(&r, outcome, correlation, &operation, started, &n_out) {
-            publish(&r, &output_topic, correlation, payload).await;
+        if let Some((correlation, payload)) = reply(r, outcome, correlation, &operation, started, &n_out) {
+            publish(r, &output_topic, correlation, payload).await;
         }
         // The output or reply went out on the connection: a use (§7.4).
         stats.touch(r.epoch);
