@@ -2,9 +2,11 @@
 //! on a free port (never the shared 4222/1883) and is killed when dropped, however the test
 //! ends. Binaries come from the PATH or /usr/sbin (`scripts/test.sh` installs them).
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::WAIT;
@@ -24,7 +26,7 @@ impl Broker {
     pub fn start(name: &str, args: Vec<String>, port: u16) -> Broker {
         let program = find(name);
         let child = spawn(&program, &args);
-        let broker = Broker { child, program, args, port, temp: None };
+        let mut broker = Broker { child, program, args, port, temp: None };
         broker.wait_listening();
         broker
     }
@@ -40,12 +42,17 @@ impl Broker {
         self.wait_listening();
     }
 
-    fn wait_listening(&self) {
+    fn wait_listening(&mut self) {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let start = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             assert!(start.elapsed() < WAIT, "{} does not listen on {addr} after {WAIT:?}", self.program.display());
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // Something else on the port would answer as well; a broker that could not bind it
+        // has exited.
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited ({status}) though {addr} answers: the port is taken", self.program.display());
         }
     }
 }
@@ -78,9 +85,19 @@ fn find(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} not found on PATH or in /usr/sbin; run scripts/test.sh, which installs it"))
 }
 
+/// A port nothing listens on, never one this test process handed out before: a broker being
+/// restarted leaves its port free for a moment, and another test taking it then would find
+/// the wrong broker there.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A NATS server on a free port; `config` is the text of a configuration file, if any.
