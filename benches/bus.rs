@@ -14,6 +14,7 @@
 //!
 //! Run: `cargo bench --features mqtt --bench bus` (without `mqtt` the MQTT part is skipped);
 //! brokers at `ORBITALIS_NATS_URL` / `ORBITALIS_MQTT_URL`, default 127.0.0.1:4222 / :1883.
+//! `ORBITALIS_BENCH_TRANSPORTS=nats` (or `local`, `mqtt`, `mqtt-qos0`...) measures only those.
 
 mod common;
 
@@ -81,6 +82,9 @@ fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, o
 }
 
 fn local(c: &mut Criterion) {
+    if !common::selected("local") {
+        return;
+    }
     let rt = common::runtime();
     let ours = rt.block_on(async {
         let bus: orbitalis::Bus = orbitalis::LocalBus::new().into();
@@ -90,6 +94,9 @@ fn local(c: &mut Criterion) {
 }
 
 fn nats(c: &mut Criterion) {
+    if !common::selected("nats") {
+        return;
+    }
     let rt = common::runtime();
     // One connection each, publishing and subscribing on it, as one NatsBus does.
     let (ours, raw) = rt.block_on(async {
@@ -110,6 +117,9 @@ fn mqtt(c: &mut Criterion) {
     // sides subscribe at QoS 0 (MqttBus's default) and use separate publishing and
     // subscribing connections.
     for (qos, label) in [(QoS::AtLeastOnce, "qos1"), (QoS::AtMostOnce, "qos0")] {
+        if !common::selected(&format!("mqtt-{label}")) {
+            continue;
+        }
         let (ours, raw) = rt.block_on(async {
             let ours = BusPair::new(mqtt_bus(qos).await, mqtt_bus(qos).await, BATCH as usize).await;
             (ours, RawMqttPair::new(qos).await)

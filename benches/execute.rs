@@ -16,6 +16,7 @@
 //! drop and count the excess).
 //!
 //! Run: `cargo bench --bench execute`; NATS at `ORBITALIS_NATS_URL` (default 127.0.0.1:4222).
+//! `ORBITALIS_BENCH_TRANSPORTS=local` (or `nats`) measures only that bus.
 
 mod common;
 
@@ -326,6 +327,9 @@ fn compare<H: Pair, R: Pair, E: Pair, S: Service>(
 }
 
 fn local(c: &mut Criterion) {
+    if !common::selected("local") {
+        return;
+    }
     let rt = common::runtime();
     let (echo, base) = rt.block_on(async {
         let bus: Bus = LocalBus::new().into();
@@ -342,6 +346,9 @@ fn local(c: &mut Criterion) {
 }
 
 fn nats(c: &mut Criterion) {
+    if !common::selected("nats") {
+        return;
+    }
     let rt = common::runtime();
     // Core and plugin on separate connections, as separate processes would be; the raw
     // sides likewise.

@@ -29,6 +29,15 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// Payload sizes every transport is measured with.
 pub const SIZES: [(usize, &str); 2] = [(64, "64B"), (1024, "1KiB")];
 
+/// Whether to measure `transport`: all of them unless `ORBITALIS_BENCH_TRANSPORTS` lists
+/// some (comma-separated, for example `nats` or `local,nats`), to profile one alone.
+pub fn selected(transport: &str) -> bool {
+    match std::env::var("ORBITALIS_BENCH_TRANSPORTS") {
+        Ok(list) => list.split(',').any(|t| transport.starts_with(t.trim())),
+        Err(_) => true,
+    }
+}
+
 pub fn runtime() -> Runtime {
     // Two workers: the machine has two cores, which the brokers share.
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("the runtime starts")
@@ -336,9 +345,13 @@ impl Pair for MpscPair {
     async fn receive(&self, n: u64) {
         // Locked once per batch, not per message.
         let mut rx = self.rx.lock().await;
-        for _ in 0..n {
-            rx.recv().await.expect("the sender is alive");
-        }
+        // Bounded like every other pair's batch, so that the guard costs both sides alike.
+        within("raw channel messages", async {
+            for _ in 0..n {
+                rx.recv().await.expect("the sender is alive");
+            }
+        })
+        .await;
     }
 }
 
