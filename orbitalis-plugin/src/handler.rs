@@ -18,17 +18,29 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::operation::{Failure, HandlerFn, Invocation, Produced};
+use crate::operation::{ConnectionContext, Failure, HandlerFn, Invocation, Produced};
 use crate::role::PluginWork;
 
 /// One input waiting for, or given to, a handler.
 pub(crate) struct Job {
     pub invocation: Invocation,
     pub correlation: Option<Uuid>,
-    pub output_topic: Topic,
+    pub route: Arc<Route>,
+}
+
+/// What the inputs of one connection share, made once per connection (and again whenever the
+/// plugin's connections or operations change), so that an input costs one reference count.
+pub(crate) struct Route {
+    pub context: Arc<ConnectionContext>,
+    pub n_in: Arc<SchemaSpec>,
     pub n_out: Arc<SchemaSpec>,
+    pub output_topic: Topic,
     /// The connection's shared figures: its in-flight count and last use.
     pub stats: Arc<ConnStats>,
+    /// The operation's handler pool; `None` for a producer or before the run started.
+    pub pool: Option<Pool>,
+    /// The operation's connections, for each one's share of the queue.
+    pub connections: usize,
 }
 
 /// What runs need besides their job; shared, so a run costs one reference count.
@@ -48,6 +60,7 @@ pub(crate) struct Runner {
 /// when fewer than `concurrency` run, and runs queued inputs one after the other until the
 /// queue is empty, so a flood costs a task per worker, not one per input. The orbiter task
 /// only queues; it hears back only when a connection has no work left (G2).
+#[derive(Clone)]
 pub(crate) struct Pool {
     shared: Arc<Shared>,
 }
@@ -73,10 +86,10 @@ impl Pool {
 
     /// Queues `job`, or refuses it (`false`) when the operation's queue or the connection's
     /// share of it (`max(64, capacity / connections)`) is full.
-    pub fn submit(&self, job: Job, connections: usize) -> bool {
+    pub fn submit(&self, job: Job) -> bool {
         let capacity = self.shared.runner.capacity;
-        let share = 64.max(capacity / connections.max(1));
-        let outstanding = &job.stats.outstanding;
+        let share = 64.max(capacity / job.route.connections.max(1));
+        let outstanding = &job.route.stats.outstanding;
         if outstanding.load(Ordering::Acquire) >= share {
             return false;
         }
@@ -162,18 +175,18 @@ pub(crate) fn error_reply(operation: &Identifier, kind: ErrorKind, message: &str
 /// run's, so the run holds only what it needs after it; the reply is decided by a plain
 /// function and sent by one publish.
 fn run<'a>(job: Job, handler: &HandlerFn, r: &'a Runner) -> impl Future<Output = ()> + Send + 'a {
-    let Job { invocation, correlation, output_topic, n_out, stats } = job;
-    let operation = invocation.context.operation.clone();
-    let connection = invocation.context.connection;
+    let Job { invocation, correlation, route } = job;
     let started = correlation.map(|_| StdInstant::now());
     let handled = guarded(handler(invocation));
     async move {
         let outcome = handled.await;
-        if let Some((correlation, payload)) = reply(r, outcome, correlation, &operation, started, &n_out) {
-            publish(r, &output_topic, correlation, payload).await;
+        let Route { context, n_out, output_topic, stats, .. } = &*route;
+        if let Some((correlation, payload)) = reply(r, outcome, correlation, &context.operation, started, n_out) {
+            publish(r, output_topic, correlation, payload).await;
         }
         // The output or reply went out on the connection: a use (§7.4).
         stats.touch(r.epoch);
+        let connection = context.id;
         if stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             // Waiting for room is rare; its future is boxed to keep this one small.
             if let Err(mpsc::error::TrySendError::Full(idle)) = r.work.try_send(PluginWork::Idle { connection }) {

@@ -50,22 +50,29 @@ impl<E: std::error::Error> From<E> for OperationError {
 /// What a handler run knows about its call.
 #[derive(Clone)]
 pub struct OperationContext {
-    pub(crate) operation: Identifier,
-    pub(crate) plugin: Identifier,
-    pub(crate) core: Identifier,
-    pub(crate) connection: Uuid,
-    pub(crate) setup_data: Option<Bytes>,
+    pub(crate) connection: Arc<ConnectionContext>,
     pub(crate) call: bool,
-    pub(crate) pusher: Arc<Pusher>,
+}
+
+/// What every input of one connection shares: made once per connection, so that an input
+/// costs one reference count instead of one per field.
+pub(crate) struct ConnectionContext {
+    pub operation: Identifier,
+    pub plugin: Identifier,
+    pub core: Identifier,
+    pub id: Uuid,
+    pub setup_data: Option<Bytes>,
+    pub pusher: Arc<Pusher>,
 }
 
 impl fmt::Debug for OperationContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.connection;
         f.debug_struct("OperationContext")
-            .field("operation", &self.operation)
-            .field("plugin", &self.plugin)
-            .field("core", &self.core)
-            .field("connection", &self.connection)
+            .field("operation", &c.operation)
+            .field("plugin", &c.plugin)
+            .field("core", &c.core)
+            .field("connection", &c.id)
             .field("call", &self.call)
             .finish_non_exhaustive()
     }
@@ -74,27 +81,27 @@ impl fmt::Debug for OperationContext {
 impl OperationContext {
     /// The operation.
     pub fn operation(&self) -> &Identifier {
-        &self.operation
+        &self.connection.operation
     }
 
     /// This plugin's identifier.
     pub fn plugin_id(&self) -> &Identifier {
-        &self.plugin
+        &self.connection.plugin
     }
 
     /// The calling core's identifier.
     pub fn core_id(&self) -> &Identifier {
-        &self.core
+        &self.connection.core
     }
 
     /// The connection the input came on.
     pub fn connection_id(&self) -> Uuid {
-        self.connection
+        self.connection.id
     }
 
     /// Setup data the core sent with its request.
     pub fn setup_data(&self) -> Option<&Bytes> {
-        self.setup_data.as_ref()
+        self.connection.setup_data.as_ref()
     }
 
     /// Whether the core awaits this run's output (a call).
@@ -105,7 +112,7 @@ impl OperationContext {
     /// Pushes `value` to every core connected for `operation` (see
     /// [`PluginHandle::send_to_all`](crate::PluginHandle::send_to_all)).
     pub async fn send_to_all<T: Data>(&self, operation: &str, value: T) -> Result<usize, Error> {
-        self.pusher.send_to_all(operation, value).await
+        self.connection.pusher.send_to_all(operation, value).await
     }
 }
 

@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::handler::{Job, Pool, Runner, error_reply, publish};
-use crate::operation::{Invocation, OperationContext, Validated};
+use crate::handler::{Job, Pool, Route, Runner, error_reply, publish};
+use crate::operation::{ConnectionContext, Invocation, OperationContext, Validated};
 use crate::push::{Outlet, PushView, Pusher};
 
 /// The user's plugin object, as the runtime holds it.
@@ -75,6 +75,8 @@ pub(crate) struct PluginRole {
     pusher: Arc<Pusher>,
     periodic: HashMap<Identifier, JoinHandle<()>>,
     usage: Usage,
+    /// Per connection, what its inputs need.
+    routes: HashMap<Uuid, Arc<Route>>,
     generation: u64,
 }
 
@@ -93,6 +95,7 @@ impl PluginRole {
             pusher: Arc::new(pusher),
             periodic: HashMap::new(),
             usage: Usage::default(),
+            routes: HashMap::new(),
             generation: u64::MAX,
         }
     }
@@ -160,28 +163,23 @@ impl PluginRole {
         };
         let now = Instant::now();
         conn.last_use = now;
-        let (core, n_in, n_out, output_topic) =
-            (conn.remote.clone(), conn.n_in.clone(), conn.n_out.clone(), conn.output_topic.clone());
-        let setup_data = conn.setup_data.clone();
-        let operation = conn.operation.clone();
+        let core = conn.remote.clone();
         base.seen(&core, None, now);
-        let Some(runner) = self.runner.clone() else { return };
-        let correlation = d.event.correlation_id;
-        let fp = d.event.payload.as_ref().map(|p| p.fingerprint);
-        let connections = base.connections.for_operation(&operation).count();
-        let stats = self.usage.of(id);
-        let Some(op) = self.ops.iter().find(|o| o.v.name == operation) else { return };
-        let Some(pool) = &op.pool else {
+        let (Some(runner), Some(route)) = (&self.runner, self.routes.get(&id)) else { return };
+        let Some(pool) = &route.pool else {
             return base.drop_msg(Counter::invalid_input, format_args!("input for producer {operation}"));
         };
+        let correlation = d.event.correlation_id;
         let reject = |kind: ErrorKind, message: &str, counter: Counter, base: &Base| match correlation {
             Some(k) => {
-                let (r, t, reply) = (runner.clone(), output_topic.clone(), error_reply(&operation, kind, message));
+                let (r, t) = (runner.clone(), route.output_topic.clone());
+                let reply = error_reply(&route.context.operation, kind, message);
                 tokio::spawn(async move { publish(&r, &t, Some(k), Some(reply)).await });
             }
-            None => base.drop_msg(counter, format_args!("{operation}: {message}")),
+            None => base.drop_msg(counter, format_args!("{}: {message}", route.context.operation)),
         };
-        if !n_in.accepts(fp) {
+        let fingerprint = d.event.payload.as_ref().map(|p| p.fingerprint);
+        if !route.n_in.accepts(fingerprint) {
             return reject(
                 ErrorKind::InvalidInput,
                 "the input is outside the negotiated input spec",
@@ -189,28 +187,44 @@ impl PluginRole {
                 base,
             );
         }
-        let writer = d.event.payload.as_ref().and_then(|p| n_in.find(p.fingerprint).cloned());
+        let writer = fingerprint.and_then(|f| route.n_in.find(f).cloned());
         let job = Job {
             invocation: Invocation {
                 payload: d.event.payload,
                 writer,
-                context: OperationContext {
-                    operation: operation.clone(),
-                    plugin: base.me().clone(),
-                    core,
-                    connection: id,
-                    setup_data,
-                    call: correlation.is_some(),
-                    pusher: self.pusher.clone(),
-                },
+                context: OperationContext { connection: route.context.clone(), call: correlation.is_some() },
             },
             correlation,
-            output_topic: output_topic.clone(),
-            n_out,
-            stats,
+            route: route.clone(),
         };
-        if !pool.submit(job, connections) {
+        if !pool.submit(job) {
             reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
+        }
+    }
+
+    /// Makes the [`Route`] of every connection, for the inputs to come.
+    fn refresh_routes(&mut self, base: &Base) {
+        self.routes.clear();
+        for c in base.connections.iter() {
+            let Some(op) = self.ops.iter().find(|o| o.v.name == c.operation) else { continue };
+            let context = ConnectionContext {
+                operation: c.operation.clone(),
+                plugin: base.me().clone(),
+                core: c.remote.clone(),
+                id: c.id,
+                setup_data: c.setup_data.clone(),
+                pusher: self.pusher.clone(),
+            };
+            let route = Route {
+                context: Arc::new(context),
+                n_in: c.n_in.clone(),
+                n_out: c.n_out.clone(),
+                output_topic: c.output_topic.clone(),
+                stats: self.usage.of(c.id),
+                pool: op.pool.clone(),
+                connections: base.connections.for_operation(&c.operation).count(),
+            };
+            self.routes.insert(c.id, Arc::new(route));
         }
     }
 
@@ -321,6 +335,8 @@ impl Role for PluginRole {
 
     fn start(&mut self, base: &mut Base, work: mpsc::Sender<PluginWork>) {
         self.usage = Usage::default();
+        // The routes hold the last run's pools and figures: make them again.
+        self.generation = u64::MAX;
         self.runner = Some(Arc::new(Runner {
             bus: base.bus.clone(),
             me: base.me().clone(),
@@ -390,6 +406,7 @@ impl Role for PluginRole {
         if base.connection_generation() != self.generation {
             self.generation = base.connection_generation();
             self.refresh_view(base);
+            self.refresh_routes(base);
             self.refresh_periodic(base);
         }
     }
