@@ -14,7 +14,7 @@
 //! client drops the message and only reports [`async_nats::Event::SlowConsumer`] through its
 //! event callback. `NatsBus` keeps that channel nearly empty and gives every subscription its
 //! own queue of [`SubscribeOptions::capacity`] events: whenever the reader polls, and every
-//! 10 ms for a reader that does not (one sweeping task per bus), all the client holds for the
+//! 10 ms for a reader that did not meanwhile (one sweeping task per bus), all the client holds for the
 //! subscription moves into its queue, and what does not fit is lost, counted in `dropped` with
 //! a warning, exactly as on the in-memory bus. The reader takes its events without a task in
 //! between. The client's channel ([`NatsBusOptions::client_subscription_capacity`], default

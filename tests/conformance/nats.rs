@@ -159,3 +159,30 @@ async fn the_sweeper_runs_only_while_there_are_subscriptions() {
         wait_until("the sweeper ended with the last subscription", || tasks() == idle).await;
     }
 }
+
+/// A reader that read, then stopped reading, still has its losses counted without reading
+/// again: the sweeper takes over from the first interval it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losses_are_counted_after_the_reader_stops_reading() {
+    const CAPACITY: usize = 4;
+    const N: u64 = 100;
+    let h = Harness::new(Kind::Nats);
+    let (subscriber, publisher): (Bus, Bus) = (nats_bus().await.into(), nats_bus().await.into());
+    let mut sub = subscriber
+        .subscribe_with(&h.pattern("paused"), SubscribeOptions::default().capacity(CAPACITY))
+        .await
+        .expect("subscribe");
+    let first = event();
+    publisher.publish(&h.topic("paused"), &first).await.expect("publish");
+    assert_eq!(recv_on(&subscriber, &mut sub).await.event, first);
+    for _ in 0..N {
+        publisher.publish(&h.topic("paused"), &event()).await.expect("publish");
+    }
+    publisher.flush().await.expect("flush");
+    let lost = N - CAPACITY as u64;
+    wait_until("the losses counted while nobody reads", || subscriber.counters().dropped >= lost).await;
+    assert_eq!(subscriber.counters().dropped, lost, "{:?}", subscriber.counters());
+    for _ in 0..CAPACITY {
+        recv_on(&subscriber, &mut sub).await;
+    }
+}

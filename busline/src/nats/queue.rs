@@ -2,12 +2,13 @@
 //!
 //! async-nats hands a subscriber's messages over through a channel whose capacity is set once
 //! per client, while every subscription of a bus has its own capacity. Whoever takes messages
-//! out of that channel (the reader, when it polls, or the bus's sweeper, when the reader is
-//! away) moves all of them at once into the subscription's queue and counts in `dropped` what
-//! does not fit. The reader then takes events from the queue. Since the queue only grows
-//! between two polls of the reader, the events kept and dropped are exactly those a task
-//! moving each message on arrival would have kept and dropped; only the moment a loss is
-//! counted differs, by at most one [`SWEEP_INTERVAL`]. The reader pays no task hop per event.
+//! out of that channel (the reader, whenever it polls, or the bus's sweeper, for a reader
+//! that did not poll for a whole [`SWEEP_INTERVAL`]) moves all of them at once into the
+//! subscription's queue and counts in `dropped` what does not fit. The reader then takes
+//! events from the queue. Since the queue only grows between two polls of the reader, the
+//! events kept and dropped are exactly those a task moving each message on arrival would have
+//! kept and dropped; only the moment a loss is counted differs, by at most two sweep
+//! intervals. The reader pays no task hop per event.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -77,6 +78,7 @@ impl Registry {
                 events: VecDeque::new(),
                 decoder: Decoder::default(),
                 reader: None,
+                read: false,
             }),
         });
         subs.next_id += 1;
@@ -144,6 +146,8 @@ struct State {
     decoder: Decoder,
     /// The waker of the reader's last unanswered poll, so the sweeper leaves it registered.
     reader: Option<Waker>,
+    /// The reader polled since the last sweep: it fills the queue itself.
+    read: bool,
 }
 
 impl Queue {
@@ -182,9 +186,13 @@ impl Queue {
         }
     }
 
-    /// The sweeper's turn: fills the queue unless the reader is at it.
+    /// The sweeper's turn: fills the queue unless the reader is at it, or was since the last
+    /// sweep (a reader that keeps reading counts its own losses, and contends with nobody).
     fn sweep(&self) {
         let Ok(mut state) = self.state.try_lock() else { return };
+        if std::mem::take(&mut state.read) {
+            return;
+        }
         let waker = state.reader.clone().unwrap_or_else(|| Waker::noop().clone());
         self.fill(&mut state, &mut Context::from_waker(&waker), SWEEP_BATCH);
     }
@@ -213,6 +221,7 @@ impl Stream for NatsStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let queue = &self.queue;
         let mut state = queue.lock();
+        state.read = true;
         queue.fill(&mut state, cx, READER_BATCH);
         if let Some(d) = state.events.pop_front() {
             return Poll::Ready(Some(d));
