@@ -116,26 +116,34 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next queued input, or `None` after counting this worker out.
-    fn next(&self) -> Option<Job> {
+    /// The next queued input; `None` after counting this worker out when `last` is set.
+    fn next(&self, last: bool) -> Option<Job> {
         let mut queue = self.lock();
         let job = queue.waiting.pop_front();
-        if job.is_none() {
+        if job.is_none() && last {
             queue.workers -= 1;
         }
         job
     }
 }
 
-/// A worker: runs `job`, then whatever is queued, until the queue is empty. Dropping the pool
-/// (the operation replaced or removed, the plugin stopping) lets the queue run out.
+/// A worker: runs `job`, then whatever is queued, until the queue stays empty across one
+/// yield (so that a stream of inputs a little slower than the handlers keeps its workers
+/// instead of starting a task per input). Dropping the pool (the operation replaced or
+/// removed, the plugin stopping) lets the queue run out.
 async fn work(shared: Arc<Shared>, mut job: Job) {
     loop {
         run(job, &*shared.handler, &shared.runner).await;
-        match shared.next() {
-            Some(next) => job = next,
-            None => return,
-        }
+        job = match shared.next(false) {
+            Some(next) => next,
+            None => {
+                tokio::task::yield_now().await;
+                match shared.next(true) {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
+        };
     }
 }
 
