@@ -58,7 +58,8 @@ pub(crate) struct Runner {
 /// One operation's handler runs: up to `concurrency` worker tasks taking inputs in arrival
 /// order from a queue of `capacity` waiting inputs. A worker is started for an input only
 /// when fewer than `concurrency` run, and runs queued inputs one after the other until the
-/// queue is empty, so a flood costs a task per worker, not one per input. The orbiter task
+/// queue stays empty (see `work`), so a flood costs a task per worker, not one per input.
+/// The orbiter task
 /// only queues; it hears back only when a connection has no work left (G2).
 #[derive(Clone)]
 pub(crate) struct Pool {

@@ -165,7 +165,8 @@ impl PluginRole {
         conn.last_use = now;
         let core = conn.remote.clone();
         base.seen(&core, None, now);
-        let (Some(runner), Some(route)) = (&self.runner, self.routes.get(&id)) else { return };
+        let Some(route) = self.route(base, id) else { return };
+        let Some(runner) = &self.runner else { return };
         let Some(pool) = &route.pool else {
             return base.drop_msg(Counter::invalid_input, format_args!("input for producer {operation}"));
         };
@@ -202,30 +203,34 @@ impl PluginRole {
         }
     }
 
-    /// Makes the [`Route`] of every connection, for the inputs to come.
-    fn refresh_routes(&mut self, base: &Base) {
-        self.routes.clear();
-        for c in base.connections.iter() {
-            let Some(op) = self.ops.iter().find(|o| o.v.name == c.operation) else { continue };
-            let context = ConnectionContext {
-                operation: c.operation.clone(),
-                plugin: base.me().clone(),
-                core: c.remote.clone(),
-                id: c.id,
-                setup_data: c.setup_data.clone(),
-                pusher: self.pusher.clone(),
-            };
-            let route = Route {
-                context: Arc::new(context),
-                n_in: c.n_in.clone(),
-                n_out: c.n_out.clone(),
-                output_topic: c.output_topic.clone(),
-                stats: self.usage.of(c.id),
-                pool: op.pool.clone(),
-                connections: base.connections.for_operation(&c.operation).count(),
-            };
-            self.routes.insert(c.id, Arc::new(route));
+    /// The [`Route`] of connection `id`, made at its first input since the connections or
+    /// operations last changed (the table is emptied then, which costs nothing while
+    /// handshakes come and go without inputs).
+    fn route(&mut self, base: &Base, id: Uuid) -> Option<Arc<Route>> {
+        if let Some(route) = self.routes.get(&id) {
+            return Some(route.clone());
         }
+        let c = base.connections.get(&id)?;
+        let op = self.ops.iter().find(|o| o.v.name == c.operation)?;
+        let context = ConnectionContext {
+            operation: c.operation.clone(),
+            plugin: base.me().clone(),
+            core: c.remote.clone(),
+            id,
+            setup_data: c.setup_data.clone(),
+            pusher: self.pusher.clone(),
+        };
+        let route = Arc::new(Route {
+            context: Arc::new(context),
+            n_in: c.n_in.clone(),
+            n_out: c.n_out.clone(),
+            output_topic: c.output_topic.clone(),
+            stats: self.usage.of(id),
+            pool: op.pool.clone(),
+            connections: base.connections.for_operation(&c.operation).count(),
+        });
+        self.routes.insert(id, route.clone());
+        Some(route)
     }
 
     fn set_operation(&mut self, base: &mut Base, v: Validated) {
@@ -406,7 +411,7 @@ impl Role for PluginRole {
         if base.connection_generation() != self.generation {
             self.generation = base.connection_generation();
             self.refresh_view(base);
-            self.refresh_routes(base);
+            self.routes.clear();
             self.refresh_periodic(base);
         }
     }
