@@ -150,8 +150,10 @@ impl CoreRole {
     pub(crate) fn on_output(&mut self, base: &mut Base, d: Delivery) {
         let Some((sender, operation, id)) = base.data_route(&d, Kind::Out) else { return };
         // Check 6: a connection of that operation with that sender, or a pending request (C1g).
-        let (n_out, routed_pending, operation, plugin) = match base.connections.get(&id) {
+        let now = Instant::now();
+        let (n_out, routed_pending, operation, plugin) = match base.connections.get_mut(&id) {
             Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => {
+                c.last_use = now;
                 (c.n_out.clone(), false, c.operation.clone(), c.remote.clone())
             }
             _ => match base.pending.get(&id) {
@@ -166,11 +168,7 @@ impl CoreRole {
                 }
             },
         };
-        let now = Instant::now();
         base.seen(&plugin, None, now);
-        if let Some(c) = base.connections.get_mut(&id) {
-            c.last_use = now;
-        }
         match d.event.correlation_id {
             Some(k) => self.on_reply(base, k, id, routed_pending, &n_out, d.event.payload),
             None => self.deliver_to_sink(base, &n_out, d.event.payload, operation, plugin, id),

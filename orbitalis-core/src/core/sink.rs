@@ -82,26 +82,28 @@ pub(crate) struct SinkQueue {
     tx: mpsc::Sender<SinkItem>,
 }
 
+/// Counts and logs a sink run that failed or panicked.
+fn report(counters: &Counters, orbiter: &str, r: Result<Result<(), String>, String>) {
+    if let Err(e) = r.and_then(|r| r) {
+        counters.drop_with(Counter::sink_errors, orbiter, format_args!("sink failed: {e}"));
+    }
+}
+
 impl SinkQueue {
     /// Starts a worker running `sink` on up to `concurrency` outputs at once.
     pub fn start(sink: Sink, capacity: usize, concurrency: usize, counters: Arc<Counters>, orbiter: String) -> Self {
         let (tx, mut rx) = mpsc::channel::<SinkItem>(capacity);
+        let orbiter: Arc<str> = orbiter.into();
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(concurrency));
             while let Some(item) = rx.recv().await {
                 let run = (sink.f)(item);
-                let counters = counters.clone();
-                let orbiter = orbiter.clone();
-                let report = move |r: Result<Result<(), String>, String>| {
-                    if let Err(e) = r.and_then(|r| r) {
-                        counters.drop_with(Counter::sink_errors, &orbiter, format_args!("sink failed: {e}"));
-                    }
-                };
                 if concurrency == 1 {
-                    report(guarded(run).await);
+                    report(&counters, &orbiter, guarded(run).await);
                 } else if let Ok(permit) = permits.clone().acquire_owned().await {
+                    let (counters, orbiter) = (counters.clone(), orbiter.clone());
                     tokio::spawn(async move {
-                        report(guarded(run).await);
+                        report(&counters, &orbiter, guarded(run).await);
                         drop(permit);
                     });
                 }
