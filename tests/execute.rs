@@ -602,3 +602,33 @@ async fn concurrent_callers_on_many_threads_get_every_reply() {
     c.stop().await;
     p.stop().await;
 }
+
+/// A sink that panics or cannot read an output is counted (`sink_errors`) and keeps taking
+/// the outputs after it, in order.
+#[tokio::test(start_paused = true)]
+async fn sink_failures_are_counted_and_the_sink_goes_on() {
+    let (bus, ns) = (local(), ns());
+    let echo = Operation::new("work", |n: Int64, _ctx| async move { Ok(n) });
+    let p = plugin(&bus, &ns, "p", vec![echo]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = Sink::new(move |n: Int64, _ctx| {
+        assert_ne!(n.0, 2, "two makes the sink panic");
+        let _ = tx.send(n.0);
+        std::future::ready(())
+    });
+    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
+        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
+        .sink("work", sink)
+        .start(())
+        .await
+        .unwrap();
+    within("compliance", c.wait_compliant()).await.unwrap();
+    for i in 1..=3 {
+        c.execute("work", Int64(i), Target::Any).await.unwrap();
+    }
+    assert_eq!(within("an output", rx.recv()).await, Some(1));
+    assert_eq!(within("the output after the panic", rx.recv()).await, Some(3));
+    eventually("the panic counted", || async { c.counters().sink_errors == 1 }).await;
+    c.stop().await;
+    p.stop().await;
+}
