@@ -2,6 +2,7 @@
 //! producers and run-time changes of operations and policies.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use busline::{Delivery, Identifier};
@@ -163,9 +164,8 @@ impl PluginRole {
         };
         let now = Instant::now();
         conn.last_use = now;
-        let core = conn.remote.clone();
-        base.seen(&core, None, now);
-        let Some(route) = self.route(base, id) else { return };
+        let Some(route) = route(&mut self.routes, &self.ops, &self.pusher, &mut self.usage, base, id) else { return };
+        base.seen(&route.context.core, None, now);
         let Some(runner) = &self.runner else { return };
         let Some(pool) = &route.pool else {
             return base.drop_msg(Counter::invalid_input, format_args!("input for producer {operation}"));
@@ -201,36 +201,6 @@ impl PluginRole {
         if !pool.submit(job) {
             reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
         }
-    }
-
-    /// The [`Route`] of connection `id`, made at its first input since the connections or
-    /// operations last changed (the table is emptied then, which costs nothing while
-    /// handshakes come and go without inputs).
-    fn route(&mut self, base: &Base, id: Uuid) -> Option<Arc<Route>> {
-        if let Some(route) = self.routes.get(&id) {
-            return Some(route.clone());
-        }
-        let c = base.connections.get(&id)?;
-        let op = self.ops.iter().find(|o| o.v.name == c.operation)?;
-        let context = ConnectionContext {
-            operation: c.operation.clone(),
-            plugin: base.me().clone(),
-            core: c.remote.clone(),
-            id,
-            setup_data: c.setup_data.clone(),
-            pusher: self.pusher.clone(),
-        };
-        let route = Arc::new(Route {
-            context: Arc::new(context),
-            n_in: c.n_in.clone(),
-            n_out: c.n_out.clone(),
-            output_topic: c.output_topic.clone(),
-            stats: self.usage.of(id),
-            pool: op.pool.clone(),
-            connections: base.connections.for_operation(&c.operation).count(),
-        });
-        self.routes.insert(id, route.clone());
-        Some(route)
     }
 
     fn set_operation(&mut self, base: &mut Base, v: Validated) {
@@ -317,6 +287,43 @@ impl PluginRole {
     fn pool_for(&self, v: &Validated) -> Option<Pool> {
         Some(Pool::start(v.handler.clone()?, self.runner.clone()?))
     }
+}
+
+/// The [`Route`] of connection `id`, made at its first input since the connections or
+/// operations last changed (`routes` is emptied then, which costs nothing while handshakes come
+/// and go without inputs). A function of the fields it needs, so the caller keeps the others.
+fn route<'a>(
+    routes: &'a mut HashMap<Uuid, Arc<Route>>,
+    ops: &[Op],
+    pusher: &Arc<Pusher>,
+    usage: &mut Usage,
+    base: &Base,
+    id: Uuid,
+) -> Option<&'a Arc<Route>> {
+    let vacant = match routes.entry(id) {
+        Entry::Occupied(e) => return Some(e.into_mut()),
+        Entry::Vacant(e) => e,
+    };
+    let c = base.connections.get(&id)?;
+    let op = ops.iter().find(|o| o.v.name == c.operation)?;
+    let context = ConnectionContext {
+        operation: c.operation.clone(),
+        plugin: base.me().clone(),
+        core: c.remote.clone(),
+        id,
+        setup_data: c.setup_data.clone(),
+        pusher: pusher.clone(),
+    };
+    let route = Route {
+        context: Arc::new(context),
+        n_in: c.n_in.clone(),
+        n_out: c.n_out.clone(),
+        output_topic: c.output_topic.clone(),
+        stats: usage.of(id),
+        pool: op.pool.clone(),
+        connections: base.connections.for_operation(&c.operation).count(),
+    };
+    Some(vacant.insert(Arc::new(route)))
 }
 
 impl Drop for PluginRole {
