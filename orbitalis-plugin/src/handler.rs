@@ -59,8 +59,7 @@ pub(crate) struct Runner {
 /// order from a queue of `capacity` waiting inputs. A worker is started for an input only
 /// when fewer than `concurrency` run, and runs queued inputs one after the other until the
 /// queue stays empty (see `work`), so a flood costs a task per worker, not one per input.
-/// The orbiter task
-/// only queues; it hears back only when a connection has no work left (G2).
+/// The orbiter task only queues; it hears back only when a connection has no work left (G2).
 #[derive(Clone)]
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -81,7 +80,7 @@ struct Queue {
 }
 
 impl Pool {
-    pub fn start(handler: Arc<HandlerFn>, runner: Arc<Runner>) -> Self {
+    pub fn new(handler: Arc<HandlerFn>, runner: Arc<Runner>) -> Self {
         Pool { shared: Arc::new(Shared { handler, runner, state: Mutex::default() }) }
     }
 
@@ -116,15 +115,34 @@ impl Shared {
         // Nothing panics under this lock.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    /// The next queued input; `None` after counting this worker out when `last` is set.
-    fn next(&self, last: bool) -> Option<Job> {
-        let mut queue = self.lock();
+/// A worker's place in its pool: given back under the pool's lock when the worker finds the
+/// queue empty, or when it is dropped otherwise (a panic outside the handler, the runtime
+/// shutting down), so that a lost worker never keeps its place.
+struct Place {
+    shared: Arc<Shared>,
+    held: bool,
+}
+
+impl Place {
+    /// The next queued input; with `leave`, gives the place back when there is none.
+    fn next(&mut self, leave: bool) -> Option<Job> {
+        let mut queue = self.shared.lock();
         let job = queue.waiting.pop_front();
-        if job.is_none() && last {
+        if job.is_none() && leave {
             queue.workers -= 1;
+            self.held = false;
         }
         job
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.held {
+            self.shared.lock().workers -= 1;
+        }
     }
 }
 
@@ -133,13 +151,14 @@ impl Shared {
 /// instead of starting a task per input). Dropping the pool (the operation replaced or
 /// removed, the plugin stopping) lets the queue run out.
 async fn work(shared: Arc<Shared>, mut job: Job) {
+    let mut place = Place { shared, held: true };
     loop {
-        run(job, &*shared.handler, &shared.runner).await;
-        job = match shared.next(false) {
+        run(job, &*place.shared.handler, &place.shared.runner).await;
+        job = match place.next(false) {
             Some(next) => next,
             None => {
                 tokio::task::yield_now().await;
-                match shared.next(true) {
+                match place.next(true) {
                     Some(next) => next,
                     None => return,
                 }

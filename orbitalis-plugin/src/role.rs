@@ -285,7 +285,7 @@ impl PluginRole {
 
     /// The handler pool of an operation, once the run has started.
     fn pool_for(&self, v: &Validated) -> Option<Pool> {
-        Some(Pool::start(v.handler.clone()?, self.runner.clone()?))
+        Some(Pool::new(v.handler.clone()?, self.runner.clone()?))
     }
 }
 
