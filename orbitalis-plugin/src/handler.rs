@@ -1,17 +1,18 @@
 //! Running handlers (PROTOCOL.md Y1-Y4, §7.5): a bounded queue and bounded concurrency per
-//! operation, a fair share per connection, off the orbiter task. A handler's failure or panic
-//! is reported to its caller or counted; it never takes the plugin down.
+//! operation, a fair share per connection. A handler starts on the orbiter task and goes on
+//! off it from its first wait; a handler's failure or panic is reported to its caller or
+//! counted; it never takes the plugin down.
 
-use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant as StdInstant;
 
 use busline::{Bus, Event, Identifier, Payload, Topic};
 use orbitalis_core::orbiter::counters::{Counter, Counters};
 use orbitalis_core::orbiter::hooks::guarded;
 use orbitalis_core::orbiter::usage::ConnStats;
+use orbitalis_core::orbiter::workers::{Runs, Submitted, Workers};
 use orbitalis_schemas::SchemaSpec;
 use orbitalis_schemas::protocol::{ErrorKind, OperationError as WireError, OperationResult, ProtocolMessage};
 use tokio::sync::mpsc;
@@ -55,115 +56,80 @@ pub(crate) struct Runner {
     pub epoch: Instant,
 }
 
-/// One operation's handler runs: up to `concurrency` worker tasks taking inputs in arrival
-/// order from a queue of `capacity` waiting inputs. A worker is started for an input only
-/// when fewer than `concurrency` run, and runs queued inputs one after the other until the
-/// queue stays empty (see `work`), so a flood costs a task per worker, not one per input.
-/// The orbiter task only queues; it hears back only when a connection has no work left (G2).
+/// One operation's handler runs (see [`Workers`]): an input that arrives alone starts on the
+/// orbiter task and goes on off it from its first wait, one with more behind it starts on a
+/// worker; at most `concurrency` run off the task at once and `capacity` more queue in
+/// arrival order. The orbiter task hears back only when a connection has no work left (G2).
 #[derive(Clone)]
 pub(crate) struct Pool {
-    shared: Arc<Shared>,
+    workers: Workers<Handler>,
 }
 
-struct Shared {
+/// What an operation's pool runs: its handler, with what runs need besides their job.
+pub(crate) struct Handler {
     handler: Arc<HandlerFn>,
     runner: Arc<Runner>,
-    state: Mutex<Queue>,
 }
 
-/// Under one lock, so that no input is queued just as the last worker leaves: while fewer
-/// than `concurrency` workers live, the queue is empty.
-#[derive(Default)]
-struct Queue {
-    waiting: VecDeque<Job>,
-    workers: usize,
+impl Runs for Handler {
+    type Job = Job;
+    type Ran = Arc<Route>;
+
+    fn run(&self, job: Job) -> impl Future<Output = Arc<Route>> + Send + '_ {
+        run(job, &*self.handler, &self.runner)
+    }
+
+    /// The output or reply went out on the connection, a use (§7.4); the orbiter task hears
+    /// when the connection has no work left (G2).
+    async fn ran(&self, route: Arc<Route>) {
+        let r = &*self.runner;
+        route.stats.touch(r.epoch);
+        if route.stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let connection = route.context.id;
+            // Waiting for room is rare; its future is boxed to keep this one small.
+            if let Err(mpsc::error::TrySendError::Full(idle)) = r.work.try_send(PluginWork::Idle { connection }) {
+                let _ = Box::pin(r.work.send(idle)).await;
+            }
+        }
+    }
+}
+
+/// What became of an input given to [`Pool::submit`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// Refused: the operation's queue or the connection's share of it is full.
+    No,
+    /// Started or queued.
+    Yes,
+    /// Run to its end on the orbiter task, which left its connection without work in flight.
+    Idle,
 }
 
 impl Pool {
     pub fn new(handler: Arc<HandlerFn>, runner: Arc<Runner>) -> Self {
-        Pool { shared: Arc::new(Shared { handler, runner, state: Mutex::default() }) }
+        let (capacity, concurrency) = (runner.capacity, runner.concurrency);
+        Pool { workers: Workers::new(Handler { handler, runner }, capacity, concurrency) }
     }
 
-    /// Queues `job`, or refuses it (`false`) when the operation's queue or the connection's
-    /// share of it (`max(64, capacity / connections)`) is full.
-    pub fn submit(&self, job: Job) -> bool {
-        let capacity = self.shared.runner.capacity;
-        let share = 64.max(capacity / job.route.connections.max(1));
+    /// Starts (with `here`, on the calling task) or queues `job`, or refuses it when the
+    /// operation's queue or the connection's share of it (`max(64, capacity / connections)`)
+    /// is full. An input counts as in flight on its connection from here until its run ends.
+    pub fn submit(&self, job: Job, here: bool) -> Accepted {
+        let share = 64.max(self.workers.runs().runner.capacity / job.route.connections.max(1));
         let outstanding = &job.route.stats.outstanding;
-        if outstanding.load(Ordering::Acquire) >= share {
-            return false;
+        if outstanding.fetch_add(1, Ordering::AcqRel) >= share {
+            outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Accepted::No;
         }
-        let mut queue = self.shared.lock();
-        if queue.workers < self.shared.runner.concurrency {
-            queue.workers += 1;
-            drop(queue);
-            outstanding.fetch_add(1, Ordering::AcqRel);
-            tokio::spawn(work(self.shared.clone(), job));
-            return true;
-        }
-        if queue.waiting.len() >= capacity {
-            return false;
-        }
-        outstanding.fetch_add(1, Ordering::AcqRel);
-        queue.waiting.push_back(job);
-        true
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // Nothing panics under this lock.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A worker's place in its pool: given back under the pool's lock when the worker finds the
-/// queue empty, or when it is dropped otherwise (a panic outside the handler, the runtime
-/// shutting down), so that a lost worker never keeps its place.
-struct Place {
-    shared: Arc<Shared>,
-    held: bool,
-}
-
-impl Place {
-    /// The next queued input; with `leave`, gives the place back when there is none.
-    fn next(&mut self, leave: bool) -> Option<Job> {
-        let mut queue = self.shared.lock();
-        let job = queue.waiting.pop_front();
-        if job.is_none() && leave {
-            queue.workers -= 1;
-            self.held = false;
-        }
-        job
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        if self.held {
-            self.shared.lock().workers -= 1;
-        }
-    }
-}
-
-/// A worker: runs `job`, then whatever is queued, until the queue stays empty across one
-/// yield (so that a stream of inputs a little slower than the handlers keeps its workers
-/// instead of starting a task per input). Dropping the pool (the operation replaced or
-/// removed, the plugin stopping) lets the queue run out.
-async fn work(shared: Arc<Shared>, mut job: Job) {
-    let mut place = Place { shared, held: true };
-    loop {
-        run(job, &*place.shared.handler, &place.shared.runner).await;
-        job = match place.next(false) {
-            Some(next) => next,
-            None => {
-                tokio::task::yield_now().await;
-                match place.next(true) {
-                    Some(next) => next,
-                    None => return,
-                }
+        match self.workers.submit(job, here) {
+            Submitted::Started | Submitted::Queued => Accepted::Yes,
+            Submitted::Finished(route) if route.stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 => Accepted::Idle,
+            Submitted::Finished(_) => Accepted::Yes,
+            Submitted::Full(job) => {
+                job.route.stats.outstanding.fetch_sub(1, Ordering::AcqRel);
+                Accepted::No
             }
-        };
+        }
     }
 }
 
@@ -197,30 +163,22 @@ pub(crate) fn error_reply(operation: &Identifier, kind: ErrorKind, message: &str
     Payload::new(WireError::fingerprint(), err.encode())
 }
 
-/// One handler run.
+/// One handler run; gives back the job's route.
 ///
 /// Kept small (a worker awaits one per input): the handler's future is made before the
 /// run's, so the run holds only what it needs after it; the reply is decided by a plain
 /// function and sent by one publish.
-fn run<'a>(job: Job, handler: &HandlerFn, r: &'a Runner) -> impl Future<Output = ()> + Send + 'a {
+fn run<'a>(job: Job, handler: &HandlerFn, r: &'a Runner) -> impl Future<Output = Arc<Route>> + Send + 'a {
     let Job { invocation, correlation, route } = job;
     let started = correlation.map(|_| StdInstant::now());
     let handled = guarded(handler(invocation));
     async move {
         let outcome = handled.await;
-        let Route { context, n_out, output_topic, stats, .. } = &*route;
+        let Route { context, n_out, output_topic, .. } = &*route;
         if let Some((correlation, payload)) = reply(r, outcome, correlation, &context.operation, started, n_out) {
             publish(r, output_topic, correlation, payload).await;
         }
-        // The output or reply went out on the connection: a use (§7.4).
-        stats.touch(r.epoch);
-        let connection = context.id;
-        if stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Waiting for room is rare; its future is boxed to keep this one small.
-            if let Err(mpsc::error::TrySendError::Full(idle)) = r.work.try_send(PluginWork::Idle { connection }) {
-                let _ = Box::pin(r.work.send(idle)).await;
-            }
-        }
+        route
     }
 }
 

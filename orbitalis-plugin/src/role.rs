@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::handler::{Job, Pool, Route, Runner, error_reply, publish};
+use crate::handler::{Accepted, Job, Pool, Route, Runner, error_reply, publish};
 use crate::operation::{ConnectionContext, Invocation, OperationContext, Validated};
 use crate::push::{Outlet, PushView, Pusher};
 
@@ -198,8 +198,11 @@ impl PluginRole {
             correlation,
             route: route.clone(),
         };
-        if !pool.submit(job) {
-            reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
+        match pool.submit(job, !base.data_backlog) {
+            Accepted::Yes => {}
+            // A closing connection waits for its last run (G2).
+            Accepted::Idle => base.finish_close(&id, 0),
+            Accepted::No => reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base),
         }
     }
 

@@ -252,7 +252,7 @@ impl CoreRole {
         let writer = payload.as_ref().and_then(|p| n_out.find(p.fingerprint).cloned());
         let item =
             SinkItem { payload, writer, context: SinkContext { operation: operation.clone(), plugin, connection } };
-        if !queue.push(item) {
+        if !queue.push(item, !base.data_backlog) {
             base.drop_msg(Counter::sink_overflow, format_args!("the sink of {operation} is full"));
         }
     }

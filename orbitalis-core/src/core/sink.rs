@@ -1,5 +1,5 @@
-//! Sinks: where a core's uncorrelated outputs go, one queue and worker per operation, so
-//! outputs are seen in publish order (concurrency 1 by default) and a slow sink never delays
+//! Sinks: where a core's uncorrelated outputs go, one bounded pool per operation, so outputs
+//! are seen in publish order (concurrency 1 by default) and a sink that waits never delays
 //! the orbiter task (PROTOCOL.md §7.5).
 
 use std::fmt;
@@ -8,11 +8,11 @@ use std::sync::Arc;
 use busline::{Identifier, Payload};
 use futures::future::BoxFuture;
 use orbitalis_schemas::{Data, Schema, SchemaSpec};
-use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 
 use crate::orbiter::counters::{Counter, Counters};
 use crate::orbiter::hooks::guarded;
+use crate::orbiter::workers::{Runs, Submitted, Workers};
 
 /// Where an output came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,43 +77,42 @@ impl Sink {
     }
 }
 
-/// The sending end of one operation's sink worker.
+/// One operation's sink runs (see [`Workers`]): an output that arrives alone starts on the
+/// orbiter task and goes on off it from its first wait, so a sink that waits never delays the
+/// task; at most `concurrency` run off the task at once and `capacity` more queue in publish
+/// order.
 pub(crate) struct SinkQueue {
-    tx: mpsc::Sender<SinkItem>,
+    workers: Workers<SinkRuns>,
 }
 
-/// Counts and logs a sink run that failed or panicked.
-fn report(counters: &Counters, orbiter: &str, r: Result<Result<(), String>, String>) {
-    if let Err(e) = r.and_then(|r| r) {
-        counters.drop_with(Counter::sink_errors, orbiter, format_args!("sink failed: {e}"));
+struct SinkRuns {
+    sink: Sink,
+    counters: Arc<Counters>,
+    orbiter: String,
+}
+
+impl Runs for SinkRuns {
+    type Job = SinkItem;
+    type Ran = ();
+
+    async fn run(&self, item: SinkItem) {
+        if let Err(e) = guarded((self.sink.f)(item)).await.and_then(|r| r) {
+            self.counters.drop_with(Counter::sink_errors, &self.orbiter, format_args!("sink failed: {e}"));
+        }
     }
+
+    async fn ran(&self, _: ()) {}
 }
 
 impl SinkQueue {
-    /// Starts a worker running `sink` on up to `concurrency` outputs at once.
+    /// A queue running `sink` on up to `concurrency` outputs at once.
     pub fn start(sink: Sink, capacity: usize, concurrency: usize, counters: Arc<Counters>, orbiter: String) -> Self {
-        let (tx, mut rx) = mpsc::channel::<SinkItem>(capacity);
-        let orbiter: Arc<str> = orbiter.into();
-        tokio::spawn(async move {
-            let permits = Arc::new(Semaphore::new(concurrency));
-            while let Some(item) = rx.recv().await {
-                let run = (sink.f)(item);
-                if concurrency == 1 {
-                    report(&counters, &orbiter, guarded(run).await);
-                } else if let Ok(permit) = permits.clone().acquire_owned().await {
-                    let (counters, orbiter) = (counters.clone(), orbiter.clone());
-                    tokio::spawn(async move {
-                        report(&counters, &orbiter, guarded(run).await);
-                        drop(permit);
-                    });
-                }
-            }
-        });
-        SinkQueue { tx }
+        SinkQueue { workers: Workers::new(SinkRuns { sink, counters, orbiter }, capacity, concurrency) }
     }
 
-    /// Queues an output; `false` when the queue is full.
-    pub fn push(&self, item: SinkItem) -> bool {
-        self.tx.try_send(item).is_ok()
+    /// Runs (with `here`, on the calling task) or queues an output; `false` when the queue is
+    /// full.
+    pub fn push(&self, item: SinkItem, here: bool) -> bool {
+        !matches!(self.workers.submit(item, here), Submitted::Full(_))
     }
 }

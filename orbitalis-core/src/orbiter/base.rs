@@ -45,6 +45,10 @@ pub struct Base {
     pub counters: Arc<Counters>,
     pub paused: bool,
     pub stopping: bool,
+    /// Whether the data delivery being handled had more queued behind it: its handler or
+    /// sink then starts on a worker, beside the task, instead of on the task (see
+    /// `workers`).
+    pub data_backlog: bool,
     pub last_tick: Instant,
     pub k6: ReconcileLimiter,
     pub(super) last_data_route: std::cell::Cell<Option<super::receive::DataRoute>>,
@@ -86,6 +90,7 @@ impl Base {
             counters: cfg.counters,
             paused: false,
             stopping: false,
+            data_backlog: false,
             last_tick: Instant::now(),
             k6: ReconcileLimiter::default(),
             last_data_route: std::cell::Cell::default(),

@@ -19,3 +19,4 @@ pub mod receive;
 pub mod runtime;
 pub mod task;
 pub mod usage;
+pub mod workers;

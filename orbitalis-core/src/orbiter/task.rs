@@ -216,6 +216,7 @@ impl<R: Role> Orbiter<R> {
                     None => commands_open = false,
                 },
                 Some(d) = self.data.next() => {
+                    self.base.data_backlog = false;
                     self.role.data(&mut self.base, d);
                     self.more_data(&timer);
                 }
@@ -242,7 +243,10 @@ impl<R: Role> Orbiter<R> {
                 return self.control(d);
             }
             match self.data.poll_next_unpin(&mut cx) {
-                Poll::Ready(Some(d)) => self.role.data(&mut self.base, d),
+                Poll::Ready(Some(d)) => {
+                    self.base.data_backlog = true;
+                    self.role.data(&mut self.base, d);
+                }
                 _ => return,
             }
         }
