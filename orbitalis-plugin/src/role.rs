@@ -158,11 +158,11 @@ impl PluginRole {
     /// An input on one of this plugin's input topics (check 6, §5.3, Y1, Y4).
     fn on_input(&mut self, base: &mut Base, d: Delivery) {
         let Some((sender, operation, id)) = base.data_route(&d, Kind::In) else { return };
+        let now = base.now();
         let conn = match base.connections.get_mut(&id) {
             Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => c,
             _ => return base.drop_msg(Counter::unknown_connection, format_args!("input on unknown connection {id}")),
         };
-        let now = Instant::now();
         conn.last_use = now;
         let Some(route) = route(&mut self.routes, &self.ops, &self.pusher, &mut self.usage, base, id) else { return };
         base.seen(&route.context.core, None, now);

@@ -150,7 +150,7 @@ impl CoreRole {
     pub(crate) fn on_output(&mut self, base: &mut Base, d: Delivery) {
         let Some((sender, operation, id)) = base.data_route(&d, Kind::Out) else { return };
         // Check 6: a connection of that operation with that sender, or a pending request (C1g).
-        let now = Instant::now();
+        let now = base.now();
         let (n_out, routed_pending, operation, plugin) = match base.connections.get_mut(&id) {
             Some(c) if c.remote.as_str() == sender && c.operation.as_str() == operation => {
                 c.last_use = now;

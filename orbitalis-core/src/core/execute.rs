@@ -112,41 +112,40 @@ impl ExecView {
     }
 
     /// The candidates for a value with `fingerprint` (None: no payload) under `target`.
-    pub fn select(
-        &self,
-        operation: &str,
-        fingerprint: Option<Fingerprint>,
-        target: &Target,
-    ) -> Result<Vec<&Candidate>> {
+    pub fn select(&self, operation: &str, fingerprint: Option<Fingerprint>, target: &Target) -> Result<Chosen<'_>> {
         if !self.running {
             return Err(Error::NotRunning);
         }
         let op = self.ops.get(operation).ok_or_else(|| not_required(operation))?;
-        let op_id = || Identifier::new(operation).expect("required operations are identifiers");
         let plugin = match target {
             Target::Plugin(p) => Some(p),
             _ => None,
         };
-        let mut any_connection = false;
-        let fitting: Vec<&Candidate> = op
-            .candidates
-            .iter()
-            .filter(|c| plugin.is_none_or(|p| p == &c.plugin))
-            .inspect(|_| any_connection = true)
-            .filter(|c| c.n_in.accepts(fingerprint))
-            .collect();
-        if fitting.is_empty() {
-            return Err(if any_connection {
-                Error::IncompatibleInput(op_id())
+        let named = |c: &&Candidate| plugin.is_none_or(|p| p == &c.plugin);
+        let fits = |c: &&Candidate| c.n_in.accepts(fingerprint);
+        // Counted first, so that one candidate is chosen without collecting them all.
+        let n = op.candidates.iter().filter(named).filter(fits).count();
+        if n == 0 {
+            let operation = Identifier::new(operation).expect("required operations are identifiers");
+            return Err(if op.candidates.iter().any(|c| named(&c)) {
+                Error::IncompatibleInput(operation)
             } else {
-                Error::NoConnection { operation: op_id(), plugin: plugin.cloned() }
+                Error::NoConnection { operation, plugin: plugin.cloned() }
             });
         }
+        let mut fitting = op.candidates.iter().filter(named).filter(fits);
+        let mut nth = |i: usize| Chosen::One(fitting.nth(i).expect("fewer than n fit"));
         Ok(match target {
-            Target::All => fitting,
-            Target::Plugin(_) => vec![fitting[0]],
-            Target::Any => vec![round_robin(&op.cursor, &fitting)],
-            Target::AnyWith(s) => vec![pick(s, &op.cursor, &fitting)],
+            Target::All => Chosen::All(fitting.collect()),
+            Target::Plugin(_) => nth(0),
+            Target::Any | Target::AnyWith(Strategy::RoundRobin) => nth(op.cursor.fetch_add(1, Relaxed) % n),
+            Target::AnyWith(Strategy::Random) => nth(rand::random_range(0..n)),
+            Target::AnyWith(Strategy::LeastOutstanding) => {
+                Chosen::One(least_outstanding(&op.cursor, &fitting.collect::<Vec<_>>()))
+            }
+            Target::AnyWith(Strategy::Custom(selector)) => {
+                Chosen::One(custom(&**selector, &fitting.collect::<Vec<_>>()))
+            }
         })
     }
 
@@ -163,8 +162,46 @@ impl ExecView {
         if fingerprints.iter().any(|f| *f != first) {
             return Err(Error::InvalidArgument("a batch mixes schemas: send one type per batch".into()));
         }
-        let all = self.select(operation, first, &Target::All)?;
+        let all = self.select(operation, first, &Target::All)?.into_vec();
         Ok((0..fingerprints.len()).map(|i| all[i % all.len()]).collect())
+    }
+}
+
+/// The candidates an execution goes to: most often one, chosen without a list.
+pub(crate) enum Chosen<'a> {
+    One(&'a Candidate),
+    All(Vec<&'a Candidate>),
+}
+
+impl<'a> Chosen<'a> {
+    pub fn into_vec(self) -> Vec<&'a Candidate> {
+        match self {
+            Chosen::One(c) => vec![c],
+            Chosen::All(all) => all,
+        }
+    }
+
+    /// The one candidate, or the first of all.
+    pub fn first(&self) -> &'a Candidate {
+        match self {
+            Chosen::One(c) => c,
+            Chosen::All(all) => all[0],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a Candidate> + '_ {
+        let (one, all) = match self {
+            Chosen::One(c) => (Some(*c), &[][..]),
+            Chosen::All(all) => (None, &all[..]),
+        };
+        one.into_iter().chain(all.iter().copied())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Chosen::One(_) => 1,
+            Chosen::All(all) => all.len(),
+        }
     }
 }
 
@@ -179,26 +216,21 @@ fn round_robin<'a>(cursor: &AtomicUsize, c: &[&'a Candidate]) -> &'a Candidate {
     c[cursor.fetch_add(1, Relaxed) % c.len()]
 }
 
-fn pick<'a>(s: &Strategy, cursor: &AtomicUsize, c: &[&'a Candidate]) -> &'a Candidate {
-    match s {
-        Strategy::RoundRobin => round_robin(cursor, c),
-        Strategy::Random => c[rand::random_range(0..c.len())],
-        Strategy::LeastOutstanding => {
-            let least = c.iter().map(|x| x.stats.outstanding.load(Relaxed)).min().unwrap_or(0);
-            let tied: Vec<&Candidate> =
-                c.iter().copied().filter(|x| x.stats.outstanding.load(Relaxed) == least).collect();
-            round_robin(cursor, &tied)
-        }
-        Strategy::Custom(sel) => {
-            let infos: Vec<CandidateInfo> = c
-                .iter()
-                .map(|x| CandidateInfo {
-                    plugin: x.plugin.clone(),
-                    connection: x.id,
-                    outstanding: x.stats.outstanding.load(Relaxed),
-                })
-                .collect();
-            c[sel.select(&infos) % c.len()]
-        }
-    }
+/// The candidates with the fewest waiting calls, round-robin among them.
+fn least_outstanding<'a>(cursor: &AtomicUsize, c: &[&'a Candidate]) -> &'a Candidate {
+    let least = c.iter().map(|x| x.stats.outstanding.load(Relaxed)).min().unwrap_or(0);
+    let tied: Vec<&Candidate> = c.iter().copied().filter(|x| x.stats.outstanding.load(Relaxed) == least).collect();
+    round_robin(cursor, &tied)
+}
+
+fn custom<'a>(selector: &dyn Selector, c: &[&'a Candidate]) -> &'a Candidate {
+    let infos: Vec<CandidateInfo> = c
+        .iter()
+        .map(|x| CandidateInfo {
+            plugin: x.plugin.clone(),
+            connection: x.id,
+            outstanding: x.stats.outstanding.load(Relaxed),
+        })
+        .collect();
+    c[selector.select(&infos) % c.len()]
 }

@@ -117,7 +117,7 @@ impl CoreHandle {
         let view = self.view();
         let chosen = view.select(operation, payload.as_ref().map(|p| p.fingerprint), &target)?;
         let mut sent = Vec::with_capacity(chosen.len());
-        for c in chosen {
+        for c in chosen.iter() {
             self.publish(&c.topic, payload.clone(), None).await?;
             Self::touch(&view, c);
             sent.push(c.plugin.clone());
@@ -167,7 +167,7 @@ impl CoreHandle {
         let payload = input.to_optional_payload()?;
         let view = self.view();
         let chosen = view.select(operation, payload.as_ref().map(|p| p.fingerprint), &target)?;
-        self.call_on(&view, operation, chosen[0], payload, timeout).await
+        self.call_on(&view, operation, chosen.first(), payload, timeout).await
     }
 
     /// Calls every candidate; the replies keyed by plugin.
@@ -180,7 +180,7 @@ impl CoreHandle {
         let view = self.view();
         let chosen = view.select(operation, payload.as_ref().map(|p| p.fingerprint), &Target::All)?;
         let timeout = self.inner.call_timeout;
-        let calls = chosen.iter().map(|c| {
+        let calls = chosen.iter().map(|c: &Candidate| {
             let p = payload.clone();
             let view = &view;
             async move { (c.plugin.clone(), self.call_on(view, operation, c, p, timeout).await) }

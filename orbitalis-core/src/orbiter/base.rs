@@ -49,6 +49,8 @@ pub struct Base {
     /// sink then starts on a worker, beside the task, instead of on the task (see
     /// `workers`).
     pub data_backlog: bool,
+    /// The time of the task's current turn, read at most once per turn (see [`Base::now`]).
+    pub turn_now: Option<Instant>,
     pub last_tick: Instant,
     pub k6: ReconcileLimiter,
     pub(super) last_data_route: std::cell::Cell<Option<super::receive::DataRoute>>,
@@ -91,6 +93,7 @@ impl Base {
             paused: false,
             stopping: false,
             data_backlog: false,
+            turn_now: None,
             last_tick: Instant::now(),
             k6: ReconcileLimiter::default(),
             last_data_route: std::cell::Cell::default(),
@@ -102,6 +105,12 @@ impl Base {
             closed: Vec::new(),
             dropped_pending: Vec::new(),
         }
+    }
+
+    /// The time of the task's current turn. The deliveries of one turn (a data batch at
+    /// most) arrive within microseconds of each other, so they share one clock read.
+    pub fn now(&mut self) -> Instant {
+        *self.turn_now.get_or_insert_with(Instant::now)
     }
 
     pub fn me(&self) -> &Identifier {

@@ -199,6 +199,7 @@ impl<R: Role> Orbiter<R> {
             if self.base.stopping && self.base.connections.is_empty() {
                 break;
             }
+            self.base.turn_now = None;
             tokio::select! {
                 biased;
                 // The timer first, so a flood on any source never starves the tick; polling
