@@ -289,6 +289,43 @@ async fn a_hanging_plugin_times_out_a_late_reply_is_dropped() {
     p.abort();
 }
 
+/// A core that crashes (its task aborted) leaves no caller waiting for its timeout.
+#[tokio::test(start_paused = true)]
+async fn an_aborted_core_fails_its_waiting_calls_at_once() {
+    let (bus, ns) = (local(), ns());
+    let (started, mut reached) = mpsc::unbounded_channel();
+    let hang = Operation::new("work", move |n: Int64, _ctx| {
+        let started = started.clone();
+        async move {
+            let _ = started.send(());
+            std::future::pending::<()>().await;
+            Ok(n)
+        }
+    });
+    let p = plugin(&bus, &ns, "hang", vec![hang]).await;
+    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
+        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
+        .start(())
+        .await
+        .unwrap();
+    within("compliance", c.wait_compliant()).await.unwrap();
+    let caller = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let r: orbitalis::Result<Int64> =
+                c.call_with_timeout("work", Int64(1), Target::Any, Duration::from_secs(3600)).await;
+            (r, started.elapsed())
+        })
+    };
+    within("the call to reach the plugin", reached.recv()).await.unwrap();
+    c.abort();
+    let (r, waited) = within("the caller", caller).await.unwrap();
+    assert!(matches!(r, Err(Error::NotRunning)), "{r:?}");
+    assert!(waited < Duration::from_secs(60), "the caller waited {waited:?}");
+    p.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dying_plugin_fails_its_calls_fast() {
     let (bus, ns) = (local(), ns());
@@ -575,8 +612,8 @@ async fn setup_data_reaches_the_plugin_and_send_to_all_pushes() {
     p.stop().await;
 }
 
-/// Many callers on many threads: each reply reaches its call, even when it overtakes the
-/// call's registration (the registration queue has many senders).
+/// Many callers on many threads, registering calls and answered by the core's task at once:
+/// each reply reaches its own call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_on_many_threads_get_every_reply() {
     let (bus, ns) = (local(), ns());

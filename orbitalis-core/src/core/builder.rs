@@ -119,8 +119,10 @@ impl CoreBuilder {
                 events: events.clone(),
             }
         };
+        let max_waiting_calls = v.limits.max_waiting_calls;
         let launcher = Box::new(move |state| {
-            let role = CoreRole::new(reqs.clone(), sinks.clone(), setup_hook.clone(), view_tx.clone());
+            let role =
+                CoreRole::new(reqs.clone(), sinks.clone(), setup_hook.clone(), view_tx.clone(), max_waiting_calls);
             launch(Launch { base: cfg(), role, hooks: hooks.clone(), state }).boxed()
         });
         let rt = Runtime::new(v.id.clone(), events, counters, launcher);
@@ -131,7 +133,6 @@ impl CoreBuilder {
             bus: v.bus,
             me: v.id,
             call_timeout: v.timing.call_timeout,
-            max_waiting_calls: v.limits.max_waiting_calls,
             schema_limits: v.schema_limits,
         }))
     }

@@ -1,9 +1,8 @@
 //! Outputs on the core (PROTOCOL.md §7.2 X2-X3, §5.3): call replies to their waiting call,
 //! other outputs to the operation's sink.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use busline::{Delivery, Identifier, Payload};
 use orbitalis_schemas::protocol::{CloseReason, ErrorKind, OperationError, OperationResult, ProtocolMessage};
@@ -23,127 +22,154 @@ use crate::topics::Kind;
 pub(crate) type CallOutcome = Result<(Option<Payload>, Option<Schema>), Error>;
 
 /// A call waiting for its reply (X2).
-pub(crate) struct WaitingCall {
-    pub connection: Uuid,
-    pub deadline: Instant,
-    pub reply: oneshot::Sender<CallOutcome>,
-}
-
-/// How long a reply may wait for its call's registration.
-///
-/// A caller registers, then publishes, so the registration is queued before the reply can
-/// exist; but a queue with many senders delivers in the order they claimed their slots, so one
-/// caller's unfinished send can hide another's registration for a moment while its reply is
-/// already here. Such a reply waits here briefly instead of being dropped.
-const EARLY_REPLY_TTL: Duration = Duration::from_secs(1);
-/// Most replies waiting for their registration.
-const EARLY_REPLIES: usize = 1024;
-
-/// A reply that came before its call's registration.
-pub(crate) struct EarlyReply {
+struct WaitingCall {
     connection: Uuid,
-    outcome: CallOutcome,
-    at: Instant,
+    deadline: Instant,
+    reply: oneshot::Sender<CallOutcome>,
 }
 
-/// Replies waiting for their registration, oldest first.
+/// The calls of one run waiting for replies, shared by the core's handles and its task.
+///
+/// A caller registers here itself before it publishes its input, so its reply can never come
+/// first, and the task is not woken for it; the task answers calls from here and fails those
+/// of a connection that closes. Calls may wait only on the connections the task lists as
+/// OPEN, under the same lock, so no call registers on a connection whose calls were already
+/// failed.
+pub(crate) struct Calls {
+    table: Mutex<CallTable>,
+    /// Most calls waiting at once (§7.5).
+    limit: usize,
+}
+
 #[derive(Default)]
-pub(crate) struct EarlyReplies {
-    by_id: HashMap<Uuid, EarlyReply>,
-    order: VecDeque<Uuid>,
+struct CallTable {
+    open: HashSet<Uuid>,
+    by_id: HashMap<Uuid, WaitingCall>,
+    per_connection: HashMap<Uuid, usize>,
 }
 
-impl EarlyReplies {
-    /// Keeps a reply; returns one it pushed out, now late.
-    fn keep(&mut self, id: Uuid, reply: EarlyReply) -> Option<Uuid> {
-        let evicted = (self.order.len() >= EARLY_REPLIES).then(|| self.order.pop_front()).flatten();
-        if let Some(old) = evicted {
-            self.by_id.remove(&old);
-        }
-        self.by_id.insert(id, reply);
-        self.order.push_back(id);
-        evicted
-    }
-
-    /// The reply of call `id` on `connection`, if it came first.
-    fn take(&mut self, id: &Uuid, connection: &Uuid) -> Option<CallOutcome> {
-        if self.by_id.get(id).is_none_or(|r| &r.connection != connection) {
-            return None;
-        }
-        self.order.retain(|x| x != id);
-        self.by_id.remove(id).map(|r| r.outcome)
-    }
-
-    /// Forgets replies that waited too long; returns how many.
-    fn expire(&mut self, now: Instant) -> usize {
-        let mut n = 0;
-        while let Some(id) = self.order.front() {
-            match self.by_id.get(id) {
-                Some(r) if now.saturating_duration_since(r.at) < EARLY_REPLY_TTL => break,
-                _ => {
-                    let id = *id;
-                    self.order.pop_front();
-                    n += usize::from(self.by_id.remove(&id).is_some());
-                }
+impl CallTable {
+    fn take(&mut self, id: &Uuid) -> Option<WaitingCall> {
+        let call = self.by_id.remove(id)?;
+        if let Some(n) = self.per_connection.get_mut(&call.connection) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_connection.remove(&call.connection);
             }
         }
-        n
+        Some(call)
     }
 }
 
-impl CoreRole {
-    /// Registers a call before its input is published; answers it at once if its reply
-    /// came first.
-    pub(crate) fn register_call(
-        &mut self,
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Calls").field("waiting", &self.lock().by_id.len()).finish_non_exhaustive()
+    }
+}
+
+impl Calls {
+    pub fn new(limit: usize) -> Self {
+        Calls { table: Mutex::default(), limit }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CallTable> {
+        // Nothing panics under this lock.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers call `id` on `connection`, before its input is published.
+    pub fn register(
+        &self,
         id: Uuid,
         connection: Uuid,
         deadline: Instant,
         reply: oneshot::Sender<CallOutcome>,
-    ) {
-        if let Some(outcome) = self.early.take(&id, &connection) {
-            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = reply.send(outcome);
-            return;
+    ) -> Result<(), Error> {
+        let mut t = self.lock();
+        if t.by_id.len() >= self.limit {
+            return Err(Error::Overloaded("too many calls are waiting for replies"));
         }
-        *self.calls_per_conn.entry(connection).or_default() += 1;
-        self.calls.insert(id, WaitingCall { connection, deadline, reply });
+        if !t.open.contains(&connection) {
+            return Err(Error::ConnectionClosed(CloseReason::Other));
+        }
+        *t.per_connection.entry(connection).or_default() += 1;
+        t.by_id.insert(id, WaitingCall { connection, deadline, reply });
+        Ok(())
     }
 
-    /// Deregisters a call; returns it if it was waiting.
-    pub(crate) fn take_call(&mut self, id: &Uuid) -> Option<WaitingCall> {
-        let call = self.calls.remove(id)?;
-        if let Some(n) = self.calls_per_conn.get_mut(&call.connection) {
-            *n -= 1;
-            if *n == 0 {
-                self.calls_per_conn.remove(&call.connection);
-            }
-        }
-        self.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        Some(call)
+    /// Deregisters a call whose caller stopped waiting; returns its connection when that
+    /// left the connection without waiting calls.
+    pub fn forget(&self, id: &Uuid) -> Option<Uuid> {
+        let mut t = self.lock();
+        let call = t.take(id)?;
+        (!t.per_connection.contains_key(&call.connection)).then_some(call.connection)
     }
 
-    /// Fails every call waiting on a closed connection.
-    pub(crate) fn fail_calls(&mut self, connection: &Uuid, reason: CloseReason) {
-        let ids: Vec<Uuid> = self.calls.iter().filter(|(_, c)| &c.connection == connection).map(|(k, _)| *k).collect();
+    /// Calls waiting on `connection`.
+    pub fn on(&self, connection: &Uuid) -> usize {
+        self.lock().per_connection.get(connection).copied().unwrap_or(0)
+    }
+
+    /// The connections calls may wait on from now.
+    pub(crate) fn set_open(&self, open: impl Iterator<Item = Uuid>) {
+        let mut t = self.lock();
+        t.open.clear();
+        t.open.extend(open);
+    }
+
+    /// Answers call `id` on `connection`; `false` when no such call waits.
+    fn answer(&self, id: &Uuid, connection: &Uuid, outcome: CallOutcome) -> bool {
+        let mut t = self.lock();
+        if t.by_id.get(id).is_none_or(|c| &c.connection != connection) {
+            return false;
+        }
+        if let Some(call) = t.take(id) {
+            let _ = call.reply.send(outcome);
+        }
+        true
+    }
+
+    /// Fails every call waiting on a closed connection; no call waits on it any more.
+    fn fail(&self, connection: &Uuid, reason: CloseReason) {
+        let mut t = self.lock();
+        t.open.remove(connection);
+        let ids: Vec<Uuid> = t.by_id.iter().filter(|(_, c)| &c.connection == connection).map(|(k, _)| *k).collect();
         for id in ids {
-            if let Some(c) = self.take_call(&id) {
+            if let Some(c) = t.take(&id) {
                 let _ = c.reply.send(Err(Error::ConnectionClosed(reason)));
             }
         }
     }
 
-    /// Drops calls whose callers stopped waiting without saying so, and replies whose call
-    /// never registered.
-    pub(crate) fn purge_calls(&mut self, base: &Base, now: Instant) {
-        for _ in 0..self.early.expire(now) {
-            base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
-        }
+    /// Drops every call: their callers learn that the core is not running.
+    pub(crate) fn abandon(&self) {
+        let mut t = self.lock();
+        t.open.clear();
+        t.per_connection.clear();
+        t.by_id.clear();
+    }
+
+    /// Drops calls whose callers stopped waiting without saying so (a dropped future whose
+    /// guard could not run, a deadline passed).
+    fn purge(&self, now: Instant) {
+        let mut t = self.lock();
         let ids: Vec<Uuid> =
-            self.calls.iter().filter(|(_, c)| c.deadline <= now || c.reply.is_closed()).map(|(k, _)| *k).collect();
+            t.by_id.iter().filter(|(_, c)| c.deadline <= now || c.reply.is_closed()).map(|(k, _)| *k).collect();
         for id in ids {
-            self.take_call(&id);
+            t.take(&id);
         }
+    }
+}
+
+impl CoreRole {
+    /// Fails every call waiting on a closed connection.
+    pub(crate) fn fail_calls(&mut self, connection: &Uuid, reason: CloseReason) {
+        self.calls.fail(connection, reason);
+    }
+
+    /// Drops calls whose callers stopped waiting without saying so.
+    pub(crate) fn purge_calls(&mut self, now: Instant) {
+        self.calls.purge(now);
     }
 
     /// An event on this core's output topics.
@@ -217,15 +243,8 @@ impl CoreRole {
         if routed_pending {
             return base.drop_msg(Counter::late_reply, format_args!("a reply on a connection not yet open"));
         }
-        if self.calls.get(&k).is_none_or(|c| c.connection != connection) {
-            let early = EarlyReply { connection, outcome, at: Instant::now() };
-            if self.early.keep(k, early).is_some() {
-                base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
-            }
-            return;
-        }
-        if let Some(call) = self.take_call(&k) {
-            let _ = call.reply.send(outcome);
+        if !self.calls.answer(&k, &connection, outcome) {
+            return base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
         }
         let n = self.in_flight_on(&connection);
         base.finish_close(&connection, n);
@@ -255,5 +274,72 @@ impl CoreRole {
         if !queue.push(item, !base.data_backlog) {
             base.drop_msg(Counter::sink_overflow, format_args!("the sink of {operation} is full"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting() -> (oneshot::Sender<CallOutcome>, oneshot::Receiver<CallOutcome>) {
+        oneshot::channel()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_wait_only_on_open_connections_and_within_the_limit() {
+        let calls = Calls::new(2);
+        let (k, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        let closed = calls.register(Uuid::new_v4(), k, deadline, waiting().0);
+        assert!(matches!(closed, Err(Error::ConnectionClosed(_))), "{closed:?}");
+        calls.set_open([k, other].into_iter());
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (tx_a, rx_a) = waiting();
+        calls.register(a, k, deadline, tx_a).unwrap();
+        calls.register(b, other, deadline, waiting().0).unwrap();
+        let full = calls.register(Uuid::new_v4(), k, deadline, waiting().0);
+        assert!(matches!(full, Err(Error::Overloaded(_))), "{full:?}");
+        assert_eq!((calls.on(&k), calls.on(&other)), (1, 1));
+
+        assert!(!calls.answer(&a, &other, Ok((None, None))), "a reply on another connection answers nothing");
+        assert!(calls.answer(&a, &k, Ok((None, None))));
+        assert!(matches!(rx_a.await, Ok(Ok((None, None)))));
+        assert!(!calls.answer(&a, &k, Ok((None, None))), "answered once");
+        assert_eq!(calls.forget(&b), Some(other), "the last call on its connection");
+        assert_eq!(calls.forget(&b), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_connection_fails_its_calls_and_takes_no_more() {
+        let calls = Calls::new(10);
+        let (k, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        calls.set_open([k, other].into_iter());
+        let (tx, rx) = waiting();
+        calls.register(Uuid::new_v4(), k, deadline, tx).unwrap();
+        let (tx_other, mut rx_other) = waiting();
+        calls.register(Uuid::new_v4(), other, deadline, tx_other).unwrap();
+        calls.fail(&k, CloseReason::Requested);
+        assert!(matches!(rx.await, Ok(Err(Error::ConnectionClosed(CloseReason::Requested)))));
+        assert!(rx_other.try_recv().is_err(), "other connections' calls go on waiting");
+        let late = calls.register(Uuid::new_v4(), k, deadline, waiting().0);
+        assert!(matches!(late, Err(Error::ConnectionClosed(_))), "{late:?}");
+
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        calls.purge(Instant::now());
+        assert_eq!(calls.on(&other), 0, "a call past its deadline is purged");
+    }
+
+    #[tokio::test]
+    async fn abandoned_calls_learn_it_at_once() {
+        let calls = Calls::new(10);
+        let k = Uuid::new_v4();
+        calls.set_open(std::iter::once(k));
+        let (tx, rx) = waiting();
+        calls.register(Uuid::new_v4(), k, Instant::now() + std::time::Duration::from_secs(60), tx).unwrap();
+        calls.abandon();
+        assert!(rx.await.is_err(), "the reply's sender is gone");
+        let again = calls.register(Uuid::new_v4(), k, Instant::now(), waiting().0);
+        assert!(matches!(again, Err(Error::ConnectionClosed(_))), "{again:?}");
     }
 }

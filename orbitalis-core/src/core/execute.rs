@@ -12,6 +12,7 @@ use orbitalis_schemas::SchemaSpec;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::call::Calls;
 use crate::error::{Error, Result};
 use crate::orbiter::usage::ConnStats;
 
@@ -103,12 +104,12 @@ pub(crate) struct ExecView {
     pub epoch: Instant,
     pub ops: HashMap<Identifier, OpView>,
     /// Waiting calls of this run (bounded, §7.5).
-    pub waiting: Arc<AtomicUsize>,
+    pub calls: Arc<Calls>,
 }
 
 impl ExecView {
     pub fn stopped() -> Self {
-        ExecView { running: false, epoch: Instant::now(), ops: HashMap::new(), waiting: Arc::default() }
+        ExecView { running: false, epoch: Instant::now(), ops: HashMap::new(), calls: Arc::new(Calls::new(0)) }
     }
 
     /// The candidates for a value with `fingerprint` (None: no payload) under `target`.

@@ -26,7 +26,6 @@ pub(crate) struct CoreShared {
     pub bus: Bus,
     pub me: Identifier,
     pub call_timeout: Duration,
-    pub max_waiting_calls: usize,
     pub schema_limits: orbitalis_schemas::Limits,
 }
 
@@ -42,9 +41,11 @@ impl std::fmt::Debug for CoreHandle {
     }
 }
 
-/// Releases a waiting-call slot and tells the task when a call future ends early.
+/// Deregisters a call whose future ends without its reply (timeout, or dropped), and tells
+/// the task when that left the connection without waiting calls.
 struct CallGuard<'a> {
     handle: &'a CoreHandle,
+    view: &'a ExecView,
     id: Uuid,
     candidate: &'a Candidate,
     done: bool,
@@ -53,9 +54,11 @@ struct CallGuard<'a> {
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.candidate.stats.outstanding.fetch_sub(1, Relaxed);
-        if !self.done {
-            // Best effort: the task also purges calls whose callers are gone on each tick.
-            let _ = self.handle.inner.rt.try_send(Command::Role(CoreCommand::ForgetCall(self.id)));
+        if !self.done
+            && let Some(connection) = self.view.calls.forget(&self.id)
+        {
+            // Best effort: the tick finishes closes whose deadline passed anyway.
+            let _ = self.handle.inner.rt.try_send(Command::Role(CoreCommand::CallsEnded(connection)));
         }
     }
 }
@@ -207,21 +210,12 @@ impl CoreHandle {
         payload: Option<Payload>,
         timeout: Duration,
     ) -> Result<O> {
-        if view.waiting.fetch_add(1, Relaxed) >= self.inner.max_waiting_calls {
-            view.waiting.fetch_sub(1, Relaxed);
-            return Err(Error::Overloaded("too many calls are waiting for replies"));
-        }
         let id = Uuid::new_v4();
         let deadline = Instant::now() + timeout;
         let (reply, outcome) = oneshot::channel();
+        view.calls.register(id, c.id, deadline, reply)?;
         c.stats.outstanding.fetch_add(1, Relaxed);
-        let mut guard = CallGuard { handle: self, id, candidate: c, done: false };
-        let register = CoreCommand::RegisterCall { id, connection: c.id, deadline, reply };
-        if let Err(e) = self.inner.rt.send(Command::Role(register)).await {
-            view.waiting.fetch_sub(1, Relaxed);
-            guard.done = true;
-            return Err(e);
-        }
+        let mut guard = CallGuard { handle: self, view, id, candidate: c, done: false };
         self.publish(&c.topic, payload, Some(id)).await?;
         Self::touch(view, c);
         let result = tokio::time::timeout_at(deadline, outcome).await;

@@ -3,16 +3,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
 
 use busline::{Delivery, Identifier};
 use bytes::Bytes;
 use orbitalis_schemas::protocol::{CloseReason, Control, Role as WireRole};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::call::{CallOutcome, EarlyReplies, WaitingCall};
+use super::call::Calls;
 use super::compliance::{compliant, counts};
 use super::execute::{Candidate, ExecView, OpView};
 use super::requirement::Resolved;
@@ -37,19 +37,9 @@ pub(crate) struct Req {
 
 /// Commands only a core understands.
 pub(crate) enum CoreCommand {
-    /// Wait for the reply to call `id` on `connection`.
-    RegisterCall {
-        /// Correlation id.
-        id: Uuid,
-        /// The connection the input goes on.
-        connection: Uuid,
-        /// When the caller gives up.
-        deadline: Instant,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<CallOutcome>,
-    },
-    /// The caller stopped waiting.
-    ForgetCall(Uuid),
+    /// A caller stopped waiting, which left `0` (a connection) without waiting calls: a
+    /// graceful close may be able to finish.
+    CallsEnded(Uuid),
     /// Add, change (`Some`) or remove (`None`) a requirement.
     SetRequirement(Identifier, Option<Box<Resolved>>),
     /// Add or replace the sink of an operation.
@@ -60,10 +50,7 @@ pub(crate) struct CoreRole {
     pub reqs: Vec<Req>,
     pub sinks: HashMap<Identifier, Sink>,
     pub sink_queues: HashMap<Identifier, SinkQueue>,
-    pub calls: HashMap<Uuid, WaitingCall>,
-    pub calls_per_conn: HashMap<Uuid, usize>,
-    pub early: EarlyReplies,
-    pub waiting: Arc<AtomicUsize>,
+    pub calls: Arc<Calls>,
     pub last_discover: Option<Instant>,
     pub setup_hook: SetupHook,
     view: watch::Sender<Arc<ExecView>>,
@@ -78,15 +65,13 @@ impl CoreRole {
         sinks: HashMap<Identifier, Sink>,
         setup_hook: SetupHook,
         view: watch::Sender<Arc<ExecView>>,
+        max_waiting_calls: usize,
     ) -> Self {
         CoreRole {
             reqs: reqs.into_iter().map(|(operation, req)| Req { operation, req, cursor: Arc::default() }).collect(),
             sinks,
             sink_queues: HashMap::new(),
-            calls: HashMap::new(),
-            calls_per_conn: HashMap::new(),
-            early: EarlyReplies::default(),
-            waiting: Arc::default(),
+            calls: Arc::new(Calls::new(max_waiting_calls)),
             last_discover: None,
             setup_hook,
             view,
@@ -97,7 +82,7 @@ impl CoreRole {
     }
 
     pub(crate) fn in_flight_on(&self, id: &Uuid) -> usize {
-        self.calls_per_conn.get(id).copied().unwrap_or(0)
+        self.calls.on(id)
     }
 
     /// The sink queue of an operation, started on first use; the requirement's sink wins.
@@ -146,9 +131,10 @@ impl CoreRole {
             ops.insert(r.operation.clone(), OpView { candidates, cursor: r.cursor.clone() });
         }
         self.usage.retain(base);
+        self.calls.set_open(ops.values().flat_map(|op| op.candidates.iter().map(|c| c.id)));
         let running = !base.stopping;
         let epoch = self.usage.epoch();
-        self.view.send_replace(Arc::new(ExecView { running, epoch, ops, waiting: self.waiting.clone() }));
+        self.view.send_replace(Arc::new(ExecView { running, epoch, ops, calls: self.calls.clone() }));
     }
 
     fn set_requirement(&mut self, base: &mut Base, operation: Identifier, req: Option<Box<Resolved>>) {
@@ -216,9 +202,11 @@ fn closing_optional(base: &Base, op: &str, req: &Resolved) -> usize {
 }
 
 impl Drop for CoreRole {
-    /// A run that ends, even by abort, leaves handles a view that refuses to execute.
+    /// A run that ends, even by abort, leaves handles a view that refuses to execute, and no
+    /// caller waiting for a reply it can no longer get.
     fn drop(&mut self) {
         self.view.send_replace(Arc::new(ExecView::stopped()));
+        self.calls.abandon();
     }
 }
 
@@ -256,19 +244,9 @@ impl Role for CoreRole {
 
     fn command(&mut self, base: &mut Base, c: CoreCommand) {
         match c {
-            CoreCommand::RegisterCall { id, connection, deadline, reply } => {
-                if base.connections.get(&connection).is_some_and(|c| c.is_open()) {
-                    self.register_call(id, connection, deadline, reply);
-                } else {
-                    self.waiting.fetch_sub(1, Relaxed);
-                    let _ = reply.send(Err(crate::error::Error::ConnectionClosed(CloseReason::Other)));
-                }
-            }
-            CoreCommand::ForgetCall(id) => {
-                if let Some(call) = self.take_call(&id) {
-                    let n = self.in_flight_on(&call.connection);
-                    base.finish_close(&call.connection, n);
-                }
+            CoreCommand::CallsEnded(connection) => {
+                let n = self.in_flight_on(&connection);
+                base.finish_close(&connection, n);
             }
             CoreCommand::SetRequirement(op, req) => self.set_requirement(base, op, req),
             CoreCommand::SetSink(op, sink) => {
@@ -296,7 +274,7 @@ impl Role for CoreRole {
     }
 
     fn tick(&mut self, base: &mut Base, now: Instant) {
-        self.purge_calls(base, now);
+        self.purge_calls(now);
         self.maybe_discover(base, now);
     }
 

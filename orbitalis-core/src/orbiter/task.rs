@@ -210,8 +210,7 @@ impl<R: Role> Orbiter<R> {
                 }
                 Some(d) = self.control.next() => self.control(d),
                 Some(w) = self.work.recv() => self.role.work(&mut self.base, w),
-                // Commands before data: a call registers before its input is published, so
-                // its registration is queued before its reply can exist.
+                // Commands before data, so that a flood of data never delays what handles ask.
                 c = self.commands.recv(), if commands_open => match c {
                     Some(c) => self.command(c, &mut stop_waiters),
                     None => commands_open = false,
