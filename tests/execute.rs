@@ -293,22 +293,8 @@ async fn a_hanging_plugin_times_out_a_late_reply_is_dropped() {
 #[tokio::test(start_paused = true)]
 async fn an_aborted_core_fails_its_waiting_calls_at_once() {
     let (bus, ns) = (local(), ns());
-    let (started, mut reached) = mpsc::unbounded_channel();
-    let hang = Operation::new("work", move |n: Int64, _ctx| {
-        let started = started.clone();
-        async move {
-            let _ = started.send(());
-            std::future::pending::<()>().await;
-            Ok(n)
-        }
-    });
-    let p = plugin(&bus, &ns, "hang", vec![hang]).await;
-    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
-        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
-        .start(())
-        .await
-        .unwrap();
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (p, c) = pair(&bus, &ns, hanging(&started), Limits::default(), Limits::default()).await;
     let caller = {
         let c = c.clone();
         tokio::spawn(async move {
@@ -318,7 +304,8 @@ async fn an_aborted_core_fails_its_waiting_calls_at_once() {
             (r, started.elapsed())
         })
     };
-    within("the call to reach the plugin", reached.recv()).await.unwrap();
+    eventually("the call to reach the plugin", || async { started.load(std::sync::atomic::Ordering::SeqCst) == 1 })
+        .await;
     c.abort();
     let (r, waited) = within("the caller", caller).await.unwrap();
     assert!(matches!(r, Err(Error::NotRunning)), "{r:?}");
