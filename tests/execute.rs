@@ -313,6 +313,47 @@ async fn an_aborted_core_fails_its_waiting_calls_at_once() {
     p.stop().await;
 }
 
+/// A core closing a connection as receiver waits for its calls on it (G2); a caller that
+/// gives up ends that wait, long before the graceful-close deadline.
+#[tokio::test(start_paused = true)]
+async fn a_close_waiting_for_a_call_ends_when_the_caller_gives_up() {
+    let (bus, ns) = (local(), ns());
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Both sides wait long for graceful closes, so only the call's end can end this one.
+    let patient = Duration::from_secs(600);
+    let p = fast(PluginBuilder::new("p").bus(bus.clone()).namespace(&ns))
+        .graceful_close_timeout(patient)
+        .operation(hanging(&started))
+        .start(())
+        .await
+        .unwrap();
+    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
+        .graceful_close_timeout(patient)
+        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
+        .start(())
+        .await
+        .unwrap();
+    within("compliance", c.wait_compliant()).await.unwrap();
+    let caller = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.call_with_timeout::<_, Int64>("work", Int64(1), Target::Any, Duration::from_secs(3)).await
+        })
+    };
+    eventually("the call to reach the plugin", || async { started.load(std::sync::atomic::Ordering::SeqCst) == 1 })
+        .await;
+    let t0 = tokio::time::Instant::now();
+    let id = p.connections().await[0].id;
+    assert!(p.close_connection(id, true, None).await.unwrap());
+    eventually("the core to close its side", || async { c.connections().await.is_empty() }).await;
+    let r = within("the caller", caller).await.unwrap();
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "the close took {took:?}");
+    c.stop().await;
+    p.abort();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dying_plugin_fails_its_calls_fast() {
     let (bus, ns) = (local(), ns());

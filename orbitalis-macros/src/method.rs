@@ -164,7 +164,7 @@ pub struct Rules {
 pub fn params(sig: &Signature, rules: &Rules, errors: &mut Errors) -> Vec<Param> {
     let method = rules.method;
     if sig.asyncness.is_none() {
-        errors.at(sig.fn_token, format!("{method} must be an `async fn`: it runs as a future off the orbiter's task"));
+        errors.at(sig.fn_token, format!("{method} must be an `async fn`: the runtime runs it as a future"));
     }
     if let Some(unsafety) = &sig.unsafety {
         errors.at(unsafety, format!("{method} cannot be `unsafe`: the runtime calls it"));

@@ -56,10 +56,10 @@ pub(crate) struct Runner {
     pub epoch: Instant,
 }
 
-/// One operation's handler runs (see [`Workers`]): an input that arrives alone starts on the
-/// orbiter task and goes on off it from its first wait, one with more behind it starts on a
-/// worker; at most `concurrency` run off the task at once and `capacity` more queue in
-/// arrival order. The orbiter task hears back only when a connection has no work left (G2).
+/// One operation's handler runs (see [`Workers`]): the input the orbiter task takes first in a
+/// turn starts on the task and goes on off it from its first wait, the ones it takes after it
+/// start on workers; at most `concurrency` run off the task at once and `capacity` more queue
+/// in arrival order. The orbiter task hears back only when a connection has no work left (G2).
 #[derive(Clone)]
 pub(crate) struct Pool {
     workers: Workers<Handler>,
@@ -84,7 +84,7 @@ impl Runs for Handler {
     async fn ran(&self, route: Arc<Route>) {
         let r = &*self.runner;
         route.stats.touch(r.epoch);
-        if route.stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if release(&route) {
             let connection = route.context.id;
             // Waiting for room is rare; its future is boxed to keep this one small.
             if let Err(mpsc::error::TrySendError::Full(idle)) = r.work.try_send(PluginWork::Idle { connection }) {
@@ -96,13 +96,13 @@ impl Runs for Handler {
 
 /// What became of an input given to [`Pool::submit`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Accepted {
-    /// Refused: the operation's queue or the connection's share of it is full.
-    No,
-    /// Started or queued.
-    Yes,
-    /// Run to its end on the orbiter task, which left its connection without work in flight.
-    Idle,
+pub(crate) struct Admission {
+    /// Started, queued or run to its end; `false`: the operation's queue or the connection's
+    /// share of it is full.
+    pub accepted: bool,
+    /// The input's run ended here, or it was refused, and either left its connection without
+    /// work in flight: a closing connection may end now (G2).
+    pub idle: bool,
 }
 
 impl Pool {
@@ -114,23 +114,23 @@ impl Pool {
     /// Starts (with `here`, on the calling task) or queues `job`, or refuses it when the
     /// operation's queue or the connection's share of it (`max(64, capacity / connections)`)
     /// is full. An input counts as in flight on its connection from here until its run ends.
-    pub fn submit(&self, job: Job, here: bool) -> Accepted {
+    pub fn submit(&self, job: Job, here: bool) -> Admission {
         let share = 64.max(self.workers.runs().runner.capacity / job.route.connections.max(1));
-        let outstanding = &job.route.stats.outstanding;
-        if outstanding.fetch_add(1, Ordering::AcqRel) >= share {
-            outstanding.fetch_sub(1, Ordering::AcqRel);
-            return Accepted::No;
+        // Counted before it can run, so that no run ends before it was counted.
+        if job.route.stats.outstanding.fetch_add(1, Ordering::AcqRel) >= share {
+            return Admission { accepted: false, idle: release(&job.route) };
         }
         match self.workers.submit(job, here) {
-            Submitted::Started | Submitted::Queued => Accepted::Yes,
-            Submitted::Finished(route) if route.stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 => Accepted::Idle,
-            Submitted::Finished(_) => Accepted::Yes,
-            Submitted::Full(job) => {
-                job.route.stats.outstanding.fetch_sub(1, Ordering::AcqRel);
-                Accepted::No
-            }
+            Submitted::Started | Submitted::Queued => Admission { accepted: true, idle: false },
+            Submitted::Finished(route) => Admission { accepted: true, idle: release(&route) },
+            Submitted::Full(job) => Admission { accepted: false, idle: release(&job.route) },
         }
     }
+}
+
+/// Takes an input off its connection's work in flight; `true` when it was the last.
+fn release(route: &Route) -> bool {
+    route.stats.outstanding.fetch_sub(1, Ordering::AcqRel) == 1
 }
 
 /// Publishes the reply of a call, or a plain output, counting a failure. The event is made

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::handler::{Accepted, Job, Pool, Route, Runner, error_reply, publish};
+use crate::handler::{Job, Pool, Route, Runner, error_reply, publish};
 use crate::operation::{ConnectionContext, Invocation, OperationContext, Validated};
 use crate::push::{Outlet, PushView, Pusher};
 
@@ -198,11 +198,18 @@ impl PluginRole {
             correlation,
             route: route.clone(),
         };
-        match pool.submit(job, !base.data_backlog) {
-            Accepted::Yes => {}
+        let here = !base.data_backlog;
+        let admission = pool.submit(job, here);
+        if here {
+            // A run on the task took its time: later deliveries of this turn read the clock anew.
+            base.turn_now = None;
+        }
+        if admission.idle {
             // A closing connection waits for its last run (G2).
-            Accepted::Idle => base.finish_close(&id, 0),
-            Accepted::No => reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base),
+            base.finish_close(&id, 0);
+        }
+        if !admission.accepted {
+            reject(ErrorKind::Overloaded, "the handler queue is full", Counter::handler_overflow, base);
         }
     }
 

@@ -117,13 +117,25 @@ impl Calls {
         t.open.extend(open);
     }
 
+    /// No new call may wait on `connection`, which is closing: its input could reach a plugin
+    /// that already ended the connection. Calls already waiting go on waiting.
+    pub(crate) fn closing(&self, connection: &Uuid) {
+        self.lock().open.remove(connection);
+    }
+
+    // Replies are sent, and calls dropped, after the lock is released: waking a caller never
+    // happens under it.
+
     /// Answers call `id` on `connection`; `false` when no such call waits.
     fn answer(&self, id: &Uuid, connection: &Uuid, outcome: CallOutcome) -> bool {
-        let mut t = self.lock();
-        if t.by_id.get(id).is_none_or(|c| &c.connection != connection) {
-            return false;
-        }
-        if let Some(call) = t.take(id) {
+        let call = {
+            let mut t = self.lock();
+            if t.by_id.get(id).is_none_or(|c| &c.connection != connection) {
+                return false;
+            }
+            t.take(id)
+        };
+        if let Some(call) = call {
             let _ = call.reply.send(outcome);
         }
         true
@@ -131,33 +143,44 @@ impl Calls {
 
     /// Fails every call waiting on a closed connection; no call waits on it any more.
     fn fail(&self, connection: &Uuid, reason: CloseReason) {
-        let mut t = self.lock();
-        t.open.remove(connection);
-        let ids: Vec<Uuid> = t.by_id.iter().filter(|(_, c)| &c.connection == connection).map(|(k, _)| *k).collect();
-        for id in ids {
-            if let Some(c) = t.take(&id) {
-                let _ = c.reply.send(Err(Error::ConnectionClosed(reason)));
-            }
+        let failed: Vec<WaitingCall> = {
+            let mut t = self.lock();
+            t.open.remove(connection);
+            let ids: Vec<Uuid> = t.by_id.iter().filter(|(_, c)| &c.connection == connection).map(|(k, _)| *k).collect();
+            ids.iter().filter_map(|id| t.take(id)).collect()
+        };
+        for c in failed {
+            let _ = c.reply.send(Err(Error::ConnectionClosed(reason)));
         }
     }
 
     /// Drops every call: their callers learn that the core is not running.
     pub(crate) fn abandon(&self) {
-        let mut t = self.lock();
-        t.open.clear();
-        t.per_connection.clear();
-        t.by_id.clear();
+        let dropped = {
+            let mut t = self.lock();
+            t.open.clear();
+            t.per_connection.clear();
+            std::mem::take(&mut t.by_id)
+        };
+        drop(dropped);
     }
 
     /// Drops calls whose callers stopped waiting without saying so (a dropped future whose
-    /// guard could not run, a deadline passed).
-    fn purge(&self, now: Instant) {
-        let mut t = self.lock();
-        let ids: Vec<Uuid> =
-            t.by_id.iter().filter(|(_, c)| c.deadline <= now || c.reply.is_closed()).map(|(k, _)| *k).collect();
-        for id in ids {
-            t.take(&id);
-        }
+    /// guard could not run, a deadline passed); returns the connections that left without
+    /// waiting calls.
+    fn purge(&self, now: Instant) -> Vec<Uuid> {
+        let (purged, mut idle): (Vec<WaitingCall>, Vec<Uuid>) = {
+            let mut t = self.lock();
+            let ids: Vec<Uuid> =
+                t.by_id.iter().filter(|(_, c)| c.deadline <= now || c.reply.is_closed()).map(|(k, _)| *k).collect();
+            let purged: Vec<WaitingCall> = ids.iter().filter_map(|id| t.take(id)).collect();
+            let idle = purged.iter().map(|c| c.connection).filter(|k| !t.per_connection.contains_key(k)).collect();
+            (purged, idle)
+        };
+        drop(purged);
+        idle.sort_unstable();
+        idle.dedup();
+        idle
     }
 }
 
@@ -167,9 +190,13 @@ impl CoreRole {
         self.calls.fail(connection, reason);
     }
 
-    /// Drops calls whose callers stopped waiting without saying so.
-    pub(crate) fn purge_calls(&mut self, now: Instant) {
-        self.calls.purge(now);
+    /// Drops calls whose callers stopped waiting without saying so; a graceful close that
+    /// waited for them may end (G2/G3).
+    pub(crate) fn purge_calls(&mut self, base: &mut Base, now: Instant) {
+        for connection in self.calls.purge(now) {
+            let n = self.in_flight_on(&connection);
+            base.finish_close(&connection, n);
+        }
     }
 
     /// An event on this core's output topics.
@@ -271,8 +298,13 @@ impl CoreRole {
         let writer = payload.as_ref().and_then(|p| n_out.find(p.fingerprint).cloned());
         let item =
             SinkItem { payload, writer, context: SinkContext { operation: operation.clone(), plugin, connection } };
-        if !queue.push(item, !base.data_backlog) {
+        let here = !base.data_backlog;
+        if !queue.push(item, here) {
             base.drop_msg(Counter::sink_overflow, format_args!("the sink of {operation} is full"));
+        }
+        if here {
+            // A run on the task took its time: later deliveries of this turn read the clock anew.
+            base.turn_now = None;
         }
     }
 }
@@ -326,8 +358,24 @@ mod tests {
         assert!(matches!(late, Err(Error::ConnectionClosed(_))), "{late:?}");
 
         tokio::time::advance(std::time::Duration::from_secs(2)).await;
-        calls.purge(Instant::now());
-        assert_eq!(calls.on(&other), 0, "a call past its deadline is purged");
+        assert_eq!(calls.purge(Instant::now()), [other], "a call past its deadline is purged");
+        assert_eq!(calls.on(&other), 0);
+    }
+
+    #[tokio::test]
+    async fn a_closing_connection_takes_no_new_call_and_keeps_its_waiting_ones() {
+        let calls = Calls::new(10);
+        let k = Uuid::new_v4();
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        calls.set_open(std::iter::once(k));
+        let (a, (tx, rx)) = (Uuid::new_v4(), waiting());
+        calls.register(a, k, deadline, tx).unwrap();
+        calls.closing(&k);
+        let late = calls.register(Uuid::new_v4(), k, deadline, waiting().0);
+        assert!(matches!(late, Err(Error::ConnectionClosed(_))), "{late:?}");
+        assert_eq!(calls.on(&k), 1);
+        assert!(calls.answer(&a, &k, Ok((None, None))), "a call already waiting still gets its reply");
+        assert!(matches!(rx.await, Ok(Ok(_))));
     }
 
     #[tokio::test]

@@ -37,8 +37,8 @@ pub(crate) struct Req {
 
 /// Commands only a core understands.
 pub(crate) enum CoreCommand {
-    /// A caller stopped waiting, which left `0` (a connection) without waiting calls: a
-    /// graceful close may be able to finish.
+    /// A caller stopped waiting, which left this connection without waiting calls: its
+    /// graceful close may end.
     CallsEnded(Uuid),
     /// Add, change (`Some`) or remove (`None`) a requirement.
     SetRequirement(Identifier, Option<Box<Resolved>>),
@@ -220,6 +220,8 @@ impl Role for CoreRole {
     const DATA: Kind = Kind::Out;
 
     fn start(&mut self, base: &mut Base, _work: mpsc::Sender<Self::Work>) {
+        let calls = self.calls.clone();
+        base.on_closing = Some(Box::new(move |id| calls.closing(id)));
         self.usage = Usage::default();
         self.refresh_view(base);
         self.recompute(base);
@@ -274,7 +276,7 @@ impl Role for CoreRole {
     }
 
     fn tick(&mut self, base: &mut Base, now: Instant) {
-        self.purge_calls(now);
+        self.purge_calls(base, now);
         self.maybe_discover(base, now);
     }
 

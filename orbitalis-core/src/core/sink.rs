@@ -26,7 +26,7 @@ pub struct SinkContext {
     pub connection: Uuid,
 }
 
-/// One output on its way to a sink: raw, decoded in the sink's worker.
+/// One output on its way to a sink: raw, decoded where the sink runs.
 pub(crate) struct SinkItem {
     pub payload: Option<Payload>,
     pub writer: Option<Schema>,
@@ -77,10 +77,10 @@ impl Sink {
     }
 }
 
-/// One operation's sink runs (see [`Workers`]): an output that arrives alone starts on the
-/// orbiter task and goes on off it from its first wait, so a sink that waits never delays the
-/// task; at most `concurrency` run off the task at once and `capacity` more queue in publish
-/// order.
+/// One operation's sink runs (see [`Workers`]): the output the orbiter task takes first in a
+/// turn starts on the task and goes on off it from its first wait, so a sink that waits never
+/// delays the task; the ones it takes after it start on workers; at most `concurrency` run
+/// off the task at once and `capacity` more queue in publish order.
 pub(crate) struct SinkQueue {
     workers: Workers<SinkRuns>,
 }

@@ -29,6 +29,9 @@ pub struct Closed {
     pub by_remote: bool,
 }
 
+/// See [`Base::on_closing`].
+pub type OnClosing = Box<dyn Fn(&Uuid) + Send>;
+
 /// Shared protocol state of one orbiter run.
 pub struct Base {
     pub topics: Topics,
@@ -45,12 +48,15 @@ pub struct Base {
     pub counters: Arc<Counters>,
     pub paused: bool,
     pub stopping: bool,
-    /// Whether the data delivery being handled had more queued behind it: its handler or
-    /// sink then starts on a worker, beside the task, instead of on the task (see
-    /// `workers`).
+    /// Whether the data delivery being handled was taken after another in the same turn,
+    /// from a backlog: its handler or sink then starts on a worker, beside the task, instead
+    /// of on the task (see `workers`).
     pub data_backlog: bool,
     /// The time of the task's current turn, read at most once per turn (see [`Base::now`]).
     pub turn_now: Option<Instant>,
+    /// Told of a connection that starts closing, before the remote can hear of it (a core's
+    /// calls may no longer wait on it).
+    pub on_closing: Option<OnClosing>,
     pub last_tick: Instant,
     pub k6: ReconcileLimiter,
     pub(super) last_data_route: std::cell::Cell<Option<super::receive::DataRoute>>,
@@ -94,6 +100,7 @@ impl Base {
             stopping: false,
             data_backlog: false,
             turn_now: None,
+            on_closing: None,
             last_tick: Instant::now(),
             k6: ReconcileLimiter::default(),
             last_data_route: std::cell::Cell::default(),
@@ -108,7 +115,8 @@ impl Base {
     }
 
     /// The time of the task's current turn. The deliveries of one turn (a data batch at
-    /// most) arrive within microseconds of each other, so they share one clock read.
+    /// most) are taken within microseconds of each other, so they share one clock read; a
+    /// handler or sink run on the task clears it (`turn_now`), as it may take longer.
     pub fn now(&mut self) -> Instant {
         *self.turn_now.get_or_insert_with(Instant::now)
     }

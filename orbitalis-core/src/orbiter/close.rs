@@ -23,7 +23,7 @@ impl Base {
         conn.closing =
             Some(Closing { initiator: true, receiver: false, acked: false, deadline, reason, remote_data: None });
         let (remote, operation) = (conn.remote.clone(), conn.operation.clone());
-        self.bump();
+        self.closing_began(id);
         tracing::debug!(target: "orbitalis", orbiter = %self.me(), connection = %id, ?reason, "graceful close");
         let msg = Control::GracefulClose(GracefulClose { sender, operation, connection_id: *id, reason, data });
         self.send(&remote, Kind::Close, msg);
@@ -37,6 +37,14 @@ impl Base {
         self.close_local(id, reason, false);
         self.send_graceless(&remote, Some(operation), *id, reason, data);
         true
+    }
+
+    /// A connection left OPEN for CLOSING.
+    fn closing_began(&mut self, id: &Uuid) {
+        if let Some(tell) = &self.on_closing {
+            tell(id);
+        }
+        self.bump();
     }
 
     /// G7: a close naming a pending request of its sender removes the request.
@@ -79,7 +87,7 @@ impl Base {
                     reason: msg.reason,
                     remote_data: msg.data,
                 });
-                self.bump();
+                self.closing_began(&id);
             }
             Some(c) if c.receiver => {
                 self.counters.incr(Counter::duplicate_handshake);

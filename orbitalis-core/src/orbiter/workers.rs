@@ -1,14 +1,15 @@
 //! Bounded worker pools for work an orbiter hands off: a plugin's handler runs and a core's
 //! sink runs (PROTOCOL.md Y1, §7.5).
 //!
-//! A job that arrives alone starts on the orbiter task and goes on off it from its first
-//! wait. Most handlers and sinks finish at their first poll (they compute a little and publish
+//! A job the orbiter task takes when it turns to its data starts on the task and goes on off
+//! it from its first wait. Most handlers and sinks finish at their first poll (they compute a little and publish
 //! or store), so a trickle of inputs, and every call waited on in turn, is spared a task hop
 //! and a wake-up per job. One that waits (I/O, a timer, `spawn_blocking`) moves to a worker
 //! task at once, so it never holds the orbiter task up; only a job that computes for long
-//! without awaiting would, which is why such handlers are declared blocking. Jobs that arrive
-//! while more wait behind them start on workers instead, so that under a flood the runs go on
-//! beside the orbiter task, on another thread, rather than after it on the same one.
+//! without awaiting would, which is why such handlers are declared blocking. The jobs the task
+//! takes after it in the same turn, from a backlog, start on workers instead, so that under a
+//! flood the runs go on beside the orbiter task, on another thread, rather than after it on
+//! the same one.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -24,7 +25,8 @@ pub trait Runs: Send + Sync + 'static {
     type Ran: Send + 'static;
     /// Runs `job`.
     fn run(&self, job: Self::Job) -> impl Future<Output = Self::Ran> + Send + '_;
-    /// Follows every run that went on off the orbiter task (queued, or started and waited).
+    /// Follows every run a worker ended (queued, started on a worker, or moved to one when
+    /// it waited).
     fn ran(&self, ran: Self::Ran) -> impl Future<Output = ()> + Send + '_;
 }
 
@@ -33,7 +35,7 @@ pub trait Runs: Send + Sync + 'static {
 pub enum Submitted<J, R> {
     /// It ran to its end on the calling task; [`Runs::ran`] is not called for it.
     Finished(R),
-    /// It started and waits; a new worker goes on with it.
+    /// A new worker runs it: from the start, or from its first wait.
     Started,
     /// Every worker is busy: it waits in the queue.
     Queued,
