@@ -203,9 +203,16 @@ fn closing_optional(base: &Base, op: &str, req: &Resolved) -> usize {
 
 impl Drop for CoreRole {
     /// A run that ends, even by abort, leaves handles a view that refuses to execute, and no
-    /// caller waiting for a reply it can no longer get.
+    /// caller waiting for a reply it can no longer get. An aborted run's role may be dropped
+    /// after the next run published its view: that one stays (each run has its own calls).
     fn drop(&mut self) {
-        self.view.send_replace(Arc::new(ExecView::stopped()));
+        self.view.send_if_modified(|view| {
+            let ours = Arc::ptr_eq(&view.calls, &self.calls);
+            if ours {
+                *view = Arc::new(ExecView::stopped());
+            }
+            ours
+        });
         self.calls.abandon();
     }
 }
