@@ -272,12 +272,7 @@ async fn a_hanging_plugin_times_out_a_late_reply_is_dropped() {
         Ok(n)
     });
     let p = plugin(&bus, &ns, "slow", vec![slow]).await;
-    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
-        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
-        .start(())
-        .await
-        .unwrap();
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let c = work_core(&bus, &ns, |b| b).await;
     let hung: orbitalis::Result<Int64> =
         c.call_with_timeout("work", Int64(0), Target::Any, Duration::from_secs(1)).await;
     assert!(matches!(hung, Err(Error::Timeout { timeout_ms: 1000, .. })), "{hung:?}");
@@ -327,13 +322,7 @@ async fn a_close_waiting_for_a_call_ends_when_the_caller_gives_up() {
         .start(())
         .await
         .unwrap();
-    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
-        .graceful_close_timeout(patient)
-        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
-        .start(())
-        .await
-        .unwrap();
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let c = work_core(&bus, &ns, |b| b.graceful_close_timeout(patient)).await;
     let caller = {
         let c = c.clone();
         tokio::spawn(async move {
@@ -363,14 +352,7 @@ async fn a_dying_plugin_fails_its_calls_fast() {
     });
     let dead = Duration::from_secs(5);
     let p = fast(PluginBuilder::new("mortal").bus(bus.clone()).namespace(&ns)).operation(hang).start(()).await.unwrap();
-    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
-        .dead_after(Some(dead))
-        .call_timeout(Duration::from_secs(600))
-        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
-        .start(())
-        .await
-        .unwrap();
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let c = work_core(&bus, &ns, |b| b.dead_after(Some(dead)).call_timeout(Duration::from_secs(600))).await;
     let call = {
         let c = c.clone();
         tokio::spawn(async move { c.call::<_, Int64>("work", Int64(1), Target::Any).await })
@@ -399,14 +381,16 @@ async fn pair(
         .start(())
         .await
         .unwrap();
-    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(ns))
-        .limits(core_limits)
-        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
-        .start(())
-        .await
-        .unwrap();
+    (p, work_core(bus, ns, |b| b.limits(core_limits)).await)
+}
+
+/// A core needing `work` (int64 in and out), shaped by `f`, started and compliant.
+async fn work_core(bus: &Bus, ns: &str, f: impl FnOnce(CoreBuilder) -> CoreBuilder) -> CoreHandle {
+    let builder = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(ns))
+        .require("work", Requirement::new().input::<Int64>().output::<Int64>());
+    let c = f(builder).start(()).await.unwrap();
     within("compliance", c.wait_compliant()).await.unwrap();
-    (p, c)
+    c
 }
 
 /// A handler that never returns, counting its starts.
@@ -681,13 +665,7 @@ async fn sink_failures_are_counted_and_the_sink_goes_on() {
         let _ = tx.send(n.0);
         std::future::ready(())
     });
-    let c = fast(CoreBuilder::new("home").bus(bus.clone()).namespace(&ns))
-        .require("work", Requirement::new().input::<Int64>().output::<Int64>())
-        .sink("work", sink)
-        .start(())
-        .await
-        .unwrap();
-    within("compliance", c.wait_compliant()).await.unwrap();
+    let c = work_core(&bus, &ns, |b| b.sink("work", sink)).await;
     for i in 1..=3 {
         c.execute("work", Int64(i), Target::Any).await.unwrap();
     }
