@@ -105,7 +105,7 @@ impl Echo {
 /// measures it.
 impl Pair for Echo {
     async fn publish(&self, payload: &Bytes) {
-        let input = BytesMessage(payload.to_vec());
+        let input = BytesMessage(payload.clone());
         self.core.execute(OPERATION, input, Target::Any).await.expect("the core executes");
     }
 
@@ -122,7 +122,7 @@ trait Service: Send + Sync + 'static {
 
 impl Service for Echo {
     async fn call(&self, payload: &Bytes) {
-        let input = BytesMessage(payload.to_vec());
+        let input = BytesMessage(payload.clone());
         match self.core.call_with_timeout::<_, BytesMessage>(OPERATION, input, Target::Any, CALL_TIMEOUT).await {
             Ok(out) => {
                 black_box(out);

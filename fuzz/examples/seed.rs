@@ -93,8 +93,8 @@ fn main() {
         put(Case::StringAsBytes, &k.to_string(), encode(StringMessage(s.into())));
     }
     for (k, b) in [vec![], vec![0, 0xff], vec![0xc3, 0x28]].into_iter().enumerate() {
-        put(Case::Bytes, &k.to_string(), encode(BytesMessage(b.clone())));
-        put(Case::BytesAsString, &k.to_string(), encode(BytesMessage(b)));
+        put(Case::Bytes, &k.to_string(), encode(BytesMessage(b.clone().into())));
+        put(Case::BytesAsString, &k.to_string(), encode(BytesMessage(b.into())));
     }
     for v in [0, -1, i32::MIN, i32::MAX] {
         put(Case::Int32, &v.to_string(), encode(Int32(v)));

@@ -58,6 +58,12 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::codec()?.decode(datum)
     }
 
+    /// [`Message::decode`] of a datum held in shared bytes: a type that keeps bytes of it
+    /// (`BytesMessage`) takes a view of them instead of a copy.
+    fn decode_shared(datum: &Bytes) -> Result<Self, Error> {
+        Self::decode(datum)
+    }
+
     /// Decodes a datum written under `writer`, resolving it into this type's schema.
     ///
     /// Slower than [`Message::decode`] (it goes through apache-avro's generic values), so it
@@ -251,7 +257,7 @@ impl<T: Message> Data for T {
         ))?;
         let own = T::schema()?;
         if payload.fingerprint == own.fingerprint() {
-            return T::decode(&payload.datum);
+            return T::decode_shared(&payload.datum);
         }
         match writer {
             Some(w) if w.fingerprint() == payload.fingerprint => T::decode_from(w, &payload.datum),

@@ -18,7 +18,8 @@ use crate::Error;
 /// few bytes, and apache-avro's serde path costs several times the value itself. The schema
 /// and the codec for evolved writers stay apache-avro's; a test holds both encodings equal.
 macro_rules! primitive_message {
-    ($name:ident, len($v:ident) $len:expr, write($w:ident) $write:expr, read($r:ident) $read:expr) => {
+    ($name:ident, len($v:ident) $len:expr, write($w:ident) $write:expr, read($r:ident) $read:expr
+     $(, read_shared($d:ident) $read_shared:expr)?) => {
         impl crate::Message for $name {
             crate::impl_message!(@codec $name);
 
@@ -33,13 +34,28 @@ macro_rules! primitive_message {
             fn decode(datum: &[u8]) -> Result<Self, Error> {
                 let mut $r = Reader::new(datum);
                 let value = $read.map_err(|e| Error::Decode(e.to_string()))?;
-                if $r.remaining() > 0 {
-                    return Err(Error::Decode(format!("{} bytes follow the datum", $r.remaining())));
-                }
+                whole(&$r)?;
                 Ok($name(value))
             }
+
+            $(
+            fn decode_shared($d: &Bytes) -> Result<Self, Error> {
+                let mut $r = Reader::new($d);
+                let value = $read_shared.map_err(|e| Error::Decode(e.to_string()))?;
+                whole(&$r)?;
+                Ok($name(value))
+            }
+            )?
         }
     };
+}
+
+/// Nothing may follow a datum.
+fn whole(r: &Reader<'_>) -> Result<(), Error> {
+    match r.remaining() {
+        0 => Ok(()),
+        n => Err(Error::Decode(format!("{n} bytes follow the datum"))),
+    }
 }
 
 macro_rules! primitive {
@@ -101,10 +117,24 @@ primitive!(
     len(v) 0, write(w) w.boolean(*v), read(r) r.boolean()
 );
 
-/// Bytes, schema `"bytes"`.
+/// Bytes, schema `"bytes"`. Received bytes are a view of the event's payload, not a copy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct BytesMessage(#[serde(with = "apache_avro::serde::bytes")] pub Vec<u8>);
+pub struct BytesMessage(#[serde(with = "avro_bytes")] pub Bytes);
+
+/// `Bytes` as Avro `bytes` through apache-avro's serde path.
+mod avro_bytes {
+    use bytes::Bytes;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        apache_avro::serde::bytes::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        apache_avro::serde::bytes::deserialize(d).map(Bytes::from)
+    }
+}
 
 impl AvroSchemaComponent for BytesMessage {
     fn get_schema_in_ctxt(_: &mut HashSet<Name>, _: NamespaceRef) -> AvroSchema {
@@ -116,10 +146,17 @@ impl AvroSchemaComponent for BytesMessage {
     }
 }
 
-primitive_message!(BytesMessage, len(v) v.len(), write(w) w.bytes(v), read(r) r.bytes().map(<[u8]>::to_vec));
+primitive_message!(BytesMessage, len(v) v.len(), write(w) w.bytes(v), read(r) r.bytes().map(Bytes::copy_from_slice),
+    read_shared(datum) r.bytes().map(|v| datum.slice_ref(v)));
 
 impl From<Vec<u8>> for BytesMessage {
     fn from(v: Vec<u8>) -> Self {
+        BytesMessage(v.into())
+    }
+}
+
+impl From<Bytes> for BytesMessage {
+    fn from(v: Bytes) -> Self {
         BytesMessage(v)
     }
 }
@@ -173,7 +210,7 @@ mod tests {
             garbage in proptest::collection::vec(proptest::num::u8::ANY, 0..12),
         ) {
             same_as_apache_avro(StringMessage(s));
-            same_as_apache_avro(BytesMessage(b));
+            same_as_apache_avro(BytesMessage(b.into()));
             same_as_apache_avro(Int32(i));
             same_as_apache_avro(Int64(l));
             same_as_apache_avro(Float32(f));
@@ -185,6 +222,18 @@ mod tests {
             reads_like_apache_avro::<Int64>(&garbage);
             reads_like_apache_avro::<Bool>(&garbage);
         }
+    }
+
+    #[test]
+    fn received_bytes_are_a_view_of_the_payload() {
+        let payload = BytesMessage(Bytes::from_static(b"abc")).to_payload().unwrap();
+        let got = BytesMessage::from_payload(Some(&payload), None).unwrap();
+        assert_eq!(got.0, &b"abc"[..]);
+        let within = payload.datum.as_ptr_range();
+        assert!(within.contains(&got.0.as_ptr()), "the value points into the payload's datum");
+        let trailing = Bytes::from_static(&[0x02, 0x09, 0x00]);
+        assert!(BytesMessage::decode_shared(&trailing).is_err(), "nothing may follow the datum");
+        assert!(BytesMessage::decode_shared(&Bytes::from_static(&[0x00])).unwrap().0.is_empty());
     }
 
     #[test]
@@ -210,7 +259,7 @@ mod tests {
     #[test]
     fn primitives_round_trip() {
         round_trip(StringMessage("héllo".into()));
-        round_trip(BytesMessage(vec![0, 255, 7]));
+        round_trip(BytesMessage(vec![0, 255, 7].into()));
         round_trip(Int32(i32::MIN));
         round_trip(Int64(i64::MAX));
         round_trip(Float32(1.5));
@@ -224,7 +273,7 @@ mod tests {
         assert_eq!(StringMessage::from("HI").encode().unwrap().as_ref(), [0x04, 0x48, 0x49]);
         assert_eq!(Int64(-1).encode().unwrap().as_ref(), [0x01]);
         assert_eq!(Bool(true).encode().unwrap().as_ref(), [0x01]);
-        assert_eq!(BytesMessage(vec![9]).encode().unwrap().as_ref(), [0x02, 0x09]);
+        assert_eq!(BytesMessage(vec![9].into()).encode().unwrap().as_ref(), [0x02, 0x09]);
     }
 
     #[test]
@@ -236,7 +285,7 @@ mod tests {
         let bytes = StringMessage::from("ok").encode().unwrap();
         assert_eq!(
             BytesMessage::decode_from(StringMessage::schema().unwrap(), &bytes).unwrap(),
-            BytesMessage(b"ok".to_vec())
+            BytesMessage(Bytes::from_static(b"ok"))
         );
         let long = Int64(1).encode().unwrap();
         assert!(matches!(
