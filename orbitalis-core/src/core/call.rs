@@ -33,8 +33,9 @@ struct WaitingCall {
 /// A caller registers here itself before it publishes its input, so its reply can never come
 /// first, and the task is not woken for it; the task answers calls from here and fails those
 /// of a connection that closes. Calls may wait only on the connections the task lists as
-/// OPEN, under the same lock, so no call registers on a connection whose calls were already
-/// failed.
+/// OPEN, under the same lock: a connection leaves the list when it starts closing, before
+/// the remote can hear of it, so no call registers on a connection that is closing or whose
+/// calls were already failed.
 pub(crate) struct Calls {
     table: Mutex<CallTable>,
     /// Most calls waiting at once (§7.5).
