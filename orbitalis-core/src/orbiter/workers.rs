@@ -2,14 +2,14 @@
 //! sink runs (PROTOCOL.md Y1, §7.5).
 //!
 //! A job the orbiter task takes when it turns to its data starts on the task and goes on off
-//! it from its first wait. Most handlers and sinks finish at their first poll (they compute a little and publish
-//! or store), so a trickle of inputs, and every call waited on in turn, is spared a task hop
-//! and a wake-up per job. One that waits (I/O, a timer, `spawn_blocking`) moves to a worker
-//! task at once, so it never holds the orbiter task up; only a job that computes for long
-//! without awaiting would, which is why such handlers are declared blocking. The jobs the task
-//! takes after it in the same turn, from a backlog, start on workers instead, so that under a
-//! flood the runs go on beside the orbiter task, on another thread, rather than after it on
-//! the same one.
+//! it from its first wait. Most handlers and sinks finish at their first poll (they compute a
+//! little and publish or store), so a trickle of inputs, and every call waited on in turn, is
+//! spared a task hop and a wake-up per job. One that waits (I/O, a timer, `spawn_blocking`)
+//! moves to a worker task at once, so it never holds the orbiter task up; only a job that
+//! computes for long without awaiting would, which is why such handlers are declared
+//! blocking. The jobs the task takes after it in the same turn, from a backlog, start on
+//! workers instead, so that under a flood the runs go on beside the orbiter task, on another
+//! thread, rather than after it on the same one.
 
 use std::collections::VecDeque;
 use std::future::Future;
