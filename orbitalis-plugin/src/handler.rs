@@ -66,7 +66,7 @@ pub(crate) struct Pool {
 }
 
 /// What an operation's pool runs: its handler, with what runs need besides their job.
-pub(crate) struct Handler {
+struct Handler {
     handler: Arc<HandlerFn>,
     runner: Arc<Runner>,
 }

@@ -198,12 +198,7 @@ impl PluginRole {
             correlation,
             route: route.clone(),
         };
-        let here = !base.data_backlog;
-        let admission = pool.submit(job, here);
-        if here {
-            // A run on the task took its time: later deliveries of this turn read the clock anew.
-            base.turn_now = None;
-        }
+        let admission = pool.submit(job, !base.data_backlog);
         if admission.idle {
             // A closing connection waits for its last run (G2).
             base.finish_close(&id, 0);

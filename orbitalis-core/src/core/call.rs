@@ -299,13 +299,8 @@ impl CoreRole {
         let writer = payload.as_ref().and_then(|p| n_out.find(p.fingerprint).cloned());
         let item =
             SinkItem { payload, writer, context: SinkContext { operation: operation.clone(), plugin, connection } };
-        let here = !base.data_backlog;
-        if !queue.push(item, here) {
+        if !queue.push(item, !base.data_backlog) {
             base.drop_msg(Counter::sink_overflow, format_args!("the sink of {operation} is full"));
-        }
-        if here {
-            // A run on the task took its time: later deliveries of this turn read the clock anew.
-            base.turn_now = None;
         }
     }
 }

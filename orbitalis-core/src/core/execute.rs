@@ -184,25 +184,22 @@ impl<'a> Chosen<'a> {
 
     /// The one candidate, or the first of all.
     pub fn first(&self) -> &'a Candidate {
+        self.as_slice()[0]
+    }
+
+    fn as_slice(&self) -> &[&'a Candidate] {
         match self {
-            Chosen::One(c) => c,
-            Chosen::All(all) => all[0],
+            Chosen::One(c) => std::slice::from_ref(c),
+            Chosen::All(all) => all,
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a Candidate> + '_ {
-        let (one, all) = match self {
-            Chosen::One(c) => (Some(*c), &[][..]),
-            Chosen::All(all) => (None, &all[..]),
-        };
-        one.into_iter().chain(all.iter().copied())
+        self.as_slice().iter().copied()
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            Chosen::One(_) => 1,
-            Chosen::All(all) => all.len(),
-        }
+        self.as_slice().len()
     }
 }
 

@@ -115,8 +115,9 @@ impl Base {
     }
 
     /// The time of the task's current turn. The deliveries of one turn (a data batch at
-    /// most) are taken within microseconds of each other, so they share one clock read; a
-    /// handler or sink run on the task clears it (`turn_now`), as it may take longer.
+    /// most) are taken within microseconds of each other, so they share one clock read. The
+    /// task reads it anew after a turn's first delivery, whose handler or sink may have run
+    /// on the task.
     pub fn now(&mut self) -> Instant {
         *self.turn_now.get_or_insert_with(Instant::now)
     }

@@ -218,6 +218,9 @@ impl<R: Role> Orbiter<R> {
                 Some(d) = self.data.next() => {
                     self.base.data_backlog = false;
                     self.role.data(&mut self.base, d);
+                    // Its handler or sink may have run on the task: the backlog reads the
+                    // clock anew.
+                    self.base.turn_now = None;
                     self.more_data(&timer);
                 }
             }
