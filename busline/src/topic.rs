@@ -53,47 +53,37 @@ fn forbidden(c: u8) -> &'static str {
     }
 }
 
-macro_rules! string_newtype {
-    ($(#[$m:meta])* $name:ident) => {
-        $(#[$m])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Arc<str>);
-
-        impl $name {
-            /// The text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
+/// The `&str`-like traits of a validated string type with an `as_str`.
+macro_rules! str_traits {
+    ($name:ident) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.0, f)
+                fmt::Debug::fmt(self.as_str(), f)
             }
         }
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
 
         impl Borrow<str> for $name {
             fn borrow(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
 
         impl std::ops::Deref for $name {
             type Target = str;
             fn deref(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
 
@@ -120,34 +110,121 @@ macro_rules! string_newtype {
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                &*self.0 == other
+                self.as_str() == other
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                &*self.0 == *other
+                self.as_str() == *other
             }
         }
     };
 }
 
-string_newtype!(
-    /// An orbiter, operation or namespace-token name: 1-64 bytes of `[A-Za-z0-9_-]`, starting
-    /// with a letter or digit. Cheap to clone.
-    Identifier
-);
+/// A validated string type shared by reference count.
+macro_rules! string_newtype {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        str_traits!($name);
+    };
+}
+
+/// An orbiter, operation or namespace-token name: 1-64 bytes of `[A-Za-z0-9_-]`, starting
+/// with a letter or digit. Cheap to clone.
+///
+/// One of up to [`Identifier::INLINE_LEN`] bytes is held inline, not shared: every event
+/// carries its publisher's identifier from the publishing thread to the receiving one, and a
+/// shared reference count would make both threads write the same cache line for every event.
+/// Longer ones are shared, so that events stay small to move.
+#[derive(Clone)]
+pub struct Identifier(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// The text, then zeros.
+    Inline {
+        len: u8,
+        bytes: [u8; Identifier::INLINE_LEN],
+    },
+    Shared(Arc<str>),
+}
 
 impl Identifier {
+    /// The longest identifier held inline; longer ones share a reference-counted copy.
+    pub const INLINE_LEN: usize = 22;
+
     /// Validates `s` as an identifier.
     pub fn new(s: impl AsRef<str>) -> Result<Self, Error> {
         let s = s.as_ref();
-        match identifier_error(s) {
-            None => Ok(Identifier(Arc::from(s))),
-            Some(reason) => Err(Error::InvalidIdentifier { value: s.to_owned(), reason }),
+        if let Some(reason) = identifier_error(s) {
+            return Err(Error::InvalidIdentifier { value: s.to_owned(), reason });
+        }
+        Ok(Identifier(if s.len() <= Self::INLINE_LEN {
+            let mut bytes = [0; Self::INLINE_LEN];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Repr::Inline { len: s.len() as u8, bytes }
+        } else {
+            Repr::Shared(Arc::from(s))
+        }))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only validated ASCII is stored, so this never falls back.
+            Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Repr::Shared(s) => s,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(s) => s.as_bytes(),
         }
     }
 }
+
+impl PartialEq for Identifier {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Identifier {}
+
+impl std::hash::Hash for Identifier {
+    /// As the text hashes, so maps keyed by identifiers can be searched by `&str`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for Identifier {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Identifier {
+    /// Bytewise, as the text orders.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+str_traits!(Identifier);
 
 string_newtype!(
     /// The first 1-4 tokens of every topic, separating deployments on one broker
@@ -308,6 +385,28 @@ mod tests {
             let e = Identifier::new(bad).unwrap_err();
             assert!(matches!(e, Error::InvalidIdentifier { .. }), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn identifiers_compare_order_and_hash_as_their_text() {
+        use std::collections::{BTreeSet, HashSet};
+        let (short, long) = ("y".repeat(Identifier::INLINE_LEN), "y".repeat(Identifier::INLINE_LEN + 1));
+        let texts = ["b", "a", "ab", "a-1", &"z".repeat(64), "B", &short, &long];
+        let ids: Vec<_> = texts.iter().map(|t| Identifier::new(t).unwrap()).collect();
+        for (id, text) in ids.iter().zip(texts) {
+            assert_eq!(id.as_str(), text);
+            assert_eq!(id, &Identifier::new(text).unwrap());
+        }
+        assert_ne!(ids[1], ids[2], "a prefix is another identifier");
+        assert_ne!(ids[6], ids[7], "an inline identifier is not its shared extension");
+        assert!(ids[6] < ids[7] && ids[7] < ids[4]);
+        assert_eq!(std::mem::size_of::<Identifier>(), 24, "events stay small to move");
+        let by_id: Vec<_> = ids.iter().collect::<BTreeSet<_>>().into_iter().map(Identifier::as_str).collect();
+        let by_text: Vec<_> = texts.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        assert_eq!(by_id, by_text);
+        let set: HashSet<_> = ids.iter().cloned().collect();
+        assert!(texts.iter().all(|t| set.contains(*t)), "a set of identifiers is searched by text");
+        assert!(!set.contains("c"));
     }
 
     #[test]
