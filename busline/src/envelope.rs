@@ -248,7 +248,16 @@ impl Event {
 
     /// Encodes the envelope: magic, version, Avro datum.
     pub fn encode(&self) -> Bytes {
-        let mut w = Writer::with_capacity(self.encoded_len());
+        self.encode_sized(self.encoded_len())
+    }
+
+    /// [`Event::check_size`] and [`Event::encode`], measuring the event once.
+    pub fn encode_within(&self, max: usize) -> Result<Bytes, Error> {
+        self.check_size(max).map(|size| self.encode_sized(size))
+    }
+
+    fn encode_sized(&self, size: usize) -> Bytes {
+        let mut w = Writer::with_capacity(size);
         w.raw(&MAGIC);
         w.raw(&[VERSION]);
         w.raw(self.id.as_bytes());
@@ -439,5 +448,9 @@ mod tests {
         let e = Event::new(Identifier::new("p").unwrap())
             .with_payload(Payload::new(Fingerprint::default(), vec![0u8; MIN_MAX_ENVELOPE_SIZE]));
         assert!(matches!(e.check_size(MIN_MAX_ENVELOPE_SIZE), Err(Error::PayloadTooLarge { .. })));
+        assert!(matches!(e.encode_within(MIN_MAX_ENVELOPE_SIZE), Err(Error::PayloadTooLarge { .. })));
+        let fits =
+            Event::new(Identifier::new("p").unwrap()).with_payload(Payload::new(Fingerprint::default(), vec![1]));
+        assert_eq!(fits.encode_within(MIN_MAX_ENVELOPE_SIZE).unwrap(), fits.encode());
     }
 }

@@ -32,6 +32,7 @@ pub mod mqtt;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod receive;
+mod recent;
 mod routing;
 pub mod topic;
 mod transport;

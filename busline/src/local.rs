@@ -11,12 +11,10 @@
 //! Other subscribers still get it.
 //!
 //! **Routing.** Subscriptions live in a token trie; the subscribers of the last
-//! [`RECENT_TOPICS`] topics published are also kept in a table, so a repeated publish on a
+//! [`RECENT_TOPICS`](crate::recent::RECENT_TOPICS) topics published are also kept in a table, so a repeated publish on a
 //! topic costs one hash lookup instead of a trie walk. Every subscribe, unsubscribe and close
 //! clears that table, so it never names a subscription that is gone or misses a new one.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock, Weak};
@@ -28,7 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::envelope::{DEFAULT_MAX_ENVELOPE_SIZE, Event, check_max_envelope_size};
 use crate::error::Error;
-use crate::receive::{Counter, CounterSnapshot, Counters, FoldHasher};
+use crate::receive::{Counter, CounterSnapshot, Counters};
+use crate::recent::{Recent, read, write};
 use crate::routing::Routes;
 use crate::topic::{Pattern, Topic};
 use crate::transport::{Bus, ConnectionState, Delivery, SubscribeOptions, Subscription, Transport};
@@ -38,12 +37,6 @@ use crate::transport::{Bus, ConnectionState, Delivery, SubscribeOptions, Subscri
 pub struct LocalBus {
     inner: Arc<Inner>,
 }
-
-/// Topics whose subscribers are remembered; past it the table starts again empty, which
-/// bounds its memory when a program publishes on ever new topics.
-pub const RECENT_TOPICS: usize = 1024;
-
-type Recent = HashMap<Topic, Box<[Route]>, BuildHasherDefault<FoldHasher>>;
 
 /// One subscription's queue, as the publisher sees it.
 #[derive(Clone, Debug)]
@@ -68,7 +61,7 @@ struct Queued {
 struct Inner {
     /// Locked before `recent` whenever both are held.
     routes: RwLock<Routes<Route>>,
-    recent: RwLock<Recent>,
+    recent: Recent<Box<[Route]>>,
     counters: Arc<Counters>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -87,7 +80,7 @@ impl LocalBus {
         LocalBus {
             inner: Arc::new(Inner {
                 routes: RwLock::new(Routes::default()),
-                recent: RwLock::default(),
+                recent: Recent::default(),
                 counters: Arc::default(),
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
@@ -140,21 +133,14 @@ impl LocalBus {
 
     /// Calls `deliver` with the routes of `topic`.
     fn route(&self, topic: &Topic, deliver: impl FnOnce(&[Route])) {
-        if let Some(routes) = read(&self.inner.recent).get(topic) {
-            deliver(routes);
-            return;
-        }
+        let Err(deliver) = self.inner.recent.with(topic, deliver) else { return };
         let table = read(&self.inner.routes);
         let mut routes = Vec::new();
         table.for_each_match(topic, |route| routes.push(route.clone()));
         deliver(&routes);
         // Under the routes' read lock, so no subscribe or unsubscribe can come in between
         // and leave a stale entry behind.
-        let mut recent = write(&self.inner.recent);
-        if recent.len() >= RECENT_TOPICS {
-            recent.clear();
-        }
-        recent.insert(topic.clone(), routes.into());
+        self.inner.recent.insert(topic, routes.into());
     }
 
     fn send(&self, route: &Route, topic: &Topic, event: Event) {
@@ -175,19 +161,9 @@ impl Inner {
     fn change_routes<R>(&self, f: impl FnOnce(&mut Routes<Route>) -> R) -> R {
         let mut routes = write(&self.routes);
         let out = f(&mut routes);
-        write(&self.recent).clear();
+        self.recent.clear();
         out
     }
-}
-
-// A panic while a lock is held leaves the tables consistent (every change is one call), so a
-// poisoned lock is used as is.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl From<LocalBus> for Bus {
@@ -327,14 +303,5 @@ mod tests {
         bus.close().await.unwrap();
         let end = exact.recv().now_or_never();
         assert!(matches!(end, Some(None)), "closing ends the stream at once: no remembered route keeps it open");
-    }
-
-    #[test]
-    fn remembered_routes_are_bounded() {
-        let bus = LocalBus::new();
-        for i in 0..RECENT_TOPICS * 2 + 1 {
-            bus.publish_now(&topic(&format!("t.{i}")), &event()).unwrap();
-        }
-        assert!(read(&bus.inner.recent).len() <= RECENT_TOPICS);
     }
 }

@@ -401,9 +401,9 @@ impl Shared {
     async fn publish_qos(&self, topic: &Topic, event: &Event, qos: QoS) -> Result<(), Error> {
         self.check_open()?;
         check_publish_qos(qos)?;
-        event.check_size(self.max_envelope_size)?;
+        let bytes = event.encode_within(self.max_envelope_size)?;
         let topic = topic.as_str().replace('.', "/");
-        self.client.publish_bytes(topic, qos, false, event.encode()).await.map_err(|_| Error::Closed)?;
+        self.client.publish_bytes(topic, qos, false, bytes).await.map_err(|_| Error::Closed)?;
         self.issued.fetch_add(1, Relaxed);
         self.counters.incr(Counter::published);
         Ok(())

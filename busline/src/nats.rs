@@ -57,6 +57,7 @@ use async_trait::async_trait;
 use crate::envelope::{DEFAULT_MAX_ENVELOPE_SIZE, Event, check_max_envelope_size};
 use crate::error::Error;
 use crate::receive::{Counter, CounterSnapshot, Counters};
+use crate::recent::Recent;
 use crate::topic::{Pattern, Topic};
 use crate::transport::{Bus, ConnectionState, SubscribeOptions, Subscription, Transport};
 use queue::Registry;
@@ -171,6 +172,9 @@ struct Inner {
     closed: AtomicBool,
     /// The live subscriptions; it refuses new ones once `close` ended the others.
     subscriptions: Arc<Registry>,
+    /// The client's subject of each topic published on lately: cloning one is a reference
+    /// count, where building one is an allocation and a copy.
+    subjects: Recent<async_nats::Subject>,
 }
 
 impl fmt::Debug for NatsBus {
@@ -235,6 +239,7 @@ impl NatsBus {
                 owns_client,
                 closed: AtomicBool::new(false),
                 subscriptions: Arc::default(),
+                subjects: Recent::default(),
             }),
         })
     }
@@ -269,11 +274,20 @@ impl NatsBus {
         if self.inner.closed.load(Relaxed) { Err(Error::Closed) } else { Ok(()) }
     }
 
+    fn subject(&self, topic: &Topic) -> async_nats::Subject {
+        self.inner.subjects.with(topic, async_nats::Subject::clone).unwrap_or_else(|_| {
+            let subject = async_nats::Subject::from(topic.as_str());
+            self.inner.subjects.insert(topic, subject.clone());
+            subject
+        })
+    }
+
     /// Both publishes; not boxed, so each of them costs one boxed future.
     async fn send(&self, topic: &Topic, event: &Event) -> Result<(), Error> {
         self.check_open()?;
-        event.check_size(self.inner.max_envelope_size)?;
-        self.inner.client.publish(topic.as_str().to_owned(), event.encode()).await.map_err(Error::transport)?;
+        let bytes = event.encode_within(self.inner.max_envelope_size)?;
+        let subject = self.subject(topic);
+        self.inner.client.publish(subject, bytes).await.map_err(Error::transport)?;
         self.inner.counters.incr(Counter::published);
         Ok(())
     }
