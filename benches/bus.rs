@@ -6,6 +6,10 @@
 //! - latency: one message published, then received by the same task; criterion gives the
 //!   mean, and a separate loop prints p50/p99 of ours and raw with their ratios.
 //!
+//! The flood comparisons also print this process's CPU time per message on each side (on
+//! Linux), and on NATS and MQTT a second comparison with the raw client sending payloads as
+//! large as our events (the payload plus the envelope).
+//!
 //! Our side publishes a fresh event per message (new id and timestamp, the payload as its
 //! datum: about 45 bytes of envelope around it); the raw side sends the bare payload.
 //! Our subscriptions get a queue of one batch: a bus publisher never waits for a subscriber
@@ -44,8 +48,10 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, criterion::
     g
 }
 
-/// Flood and latency of `ours` beside `raw`, for every payload size.
-fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, ours: Arc<O>, raw: Arc<R>) {
+/// Flood and latency of `ours` beside `raw`, for every payload size. On a network transport
+/// (`wire`), the flood is also compared with the raw client sending payloads as large as our
+/// events, which tells the cost of the envelope's bytes from the cost of our code.
+fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, ours: Arc<O>, raw: Arc<R>, wire: bool) {
     let mut g = group(c, &format!("bus/{transport}/flood"));
     g.throughput(Throughput::Elements(BATCH));
     for (size, label) in SIZES {
@@ -69,6 +75,11 @@ fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, o
         let title = format!("bus/{transport}/latency/{label} publish → receive");
         common::on(rt, async move {
             common::compare_flood(&flood, FLOOD_ROUNDS, &ours, &raw, &payload, BATCH).await;
+            if wire {
+                let sized = common::payload(size + common::envelope_overhead(size));
+                let label = format!("{flood}, raw sending {} B (our event's size)", sized.len());
+                common::compare_flood_sized(&label, FLOOD_ROUNDS, (&ours, &payload), (&raw, &sized), BATCH).await;
+            }
             common::compare_latency(
                 &title,
                 ROUNDS,
@@ -90,7 +101,7 @@ fn local(c: &mut Criterion) {
         let bus: orbitalis::Bus = orbitalis::LocalBus::new().into();
         BusPair::new(bus.clone(), bus, BATCH as usize).await
     });
-    compare(c, &rt, "local", Arc::new(ours), Arc::new(MpscPair::new(MPSC_CAPACITY)));
+    compare(c, &rt, "local", Arc::new(ours), Arc::new(MpscPair::new(MPSC_CAPACITY)), false);
 }
 
 fn nats(c: &mut Criterion) {
@@ -104,7 +115,7 @@ fn nats(c: &mut Criterion) {
         let client = common::raw_nats_client().await;
         (BusPair::new(bus.clone(), bus, BATCH as usize).await, RawNatsPair::new(client.clone(), client).await)
     });
-    compare(c, &rt, "nats", Arc::new(ours), Arc::new(raw));
+    compare(c, &rt, "nats", Arc::new(ours), Arc::new(raw), true);
 }
 
 #[cfg(feature = "mqtt")]
@@ -124,7 +135,7 @@ fn mqtt(c: &mut Criterion) {
             let ours = BusPair::new(mqtt_bus(qos).await, mqtt_bus(qos).await, BATCH as usize).await;
             (ours, RawMqttPair::new(qos).await)
         });
-        compare(c, &rt, &format!("mqtt-{label}"), Arc::new(ours), Arc::new(raw));
+        compare(c, &rt, &format!("mqtt-{label}"), Arc::new(ours), Arc::new(raw), true);
     }
 }
 
