@@ -6,9 +6,10 @@
 //! - latency: one message published, then received by the same task; criterion gives the
 //!   mean, and a separate loop prints p50/p99 of ours and raw with their ratios.
 //!
-//! The flood comparisons also print this process's CPU time per message on each side (on
-//! Linux), and on NATS and MQTT a second comparison with the raw client sending payloads as
-//! large as our events (the payload plus the envelope).
+//! The flood comparisons also print the CPU time per message on each side (on Linux) of this
+//! process and of the brokers running on this machine, and on NATS and MQTT a second
+//! comparison with the raw client sending payloads as large as our events (the payload plus
+//! the envelope).
 //!
 //! Our side publishes a fresh event per message (new id and timestamp, the payload as its
 //! datum: about 45 bytes of envelope around it); the raw side sends the bare payload.

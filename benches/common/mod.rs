@@ -221,9 +221,9 @@ pub async fn compare_flood<O: Pair, R: Pair>(
     compare_flood_sized(label, rounds, (ours, payload), (raw, payload), n).await
 }
 
-/// [`compare_flood`] with a payload of its own for each side. Also prints, where the system
-/// tells it, the CPU time this process spent per message on each side (the brokers' own time
-/// is not in it).
+/// [`compare_flood`] with a payload of its own for each side. Also prints, where Linux tells
+/// it, the CPU time spent per message on each side by this process and by the brokers that
+/// run on this machine.
 pub async fn compare_flood_sized<O: Pair, R: Pair>(
     label: &str,
     rounds: usize,
@@ -232,35 +232,77 @@ pub async fn compare_flood_sized<O: Pair, R: Pair>(
     n: u64,
 ) {
     let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    let (mut cpu_a, mut cpu_b) = (Some(Duration::ZERO), Some(Duration::ZERO));
+    let (mut cpu_a, mut cpu_b) = (Cpu::zero(), Cpu::zero());
     for _ in 0..rounds {
-        let start = process_cpu();
+        let start = Cpu::now();
         a.push(flood(ours.clone(), ours_payload.clone(), n).await);
-        let middle = process_cpu();
+        let middle = Cpu::now();
         b.push(flood(raw.clone(), raw_payload.clone(), n).await);
-        let end = process_cpu();
-        cpu_a = cpu_a.zip(start.zip(middle)).map(|(sum, (s, e))| sum + e.saturating_sub(s));
-        cpu_b = cpu_b.zip(middle.zip(end)).map(|(sum, (s, e))| sum + e.saturating_sub(s));
+        let end = Cpu::now();
+        cpu_a.add(&start, &middle);
+        cpu_b.add(&middle, &end);
     }
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let (a, b) = (rate(Summary::of(a).p50), rate(Summary::of(b).p50));
     println!("{label}");
     println!("  median over {rounds} alternating batches of {n}: ours {a:.0}/s  raw {b:.0}/s  ours/raw {:.2}", a / b);
-    if let (Some(cpu_a), Some(cpu_b)) = (cpu_a, cpu_b) {
-        let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / (rounds as u64 * n) as f64;
+    let messages = rounds as u64 * n;
+    if let (Some(ours), Some(raw)) = (cpu_a.process, cpu_b.process) {
+        println!("  CPU per message, this process: ours {}  raw {}", per(ours, messages), per(raw, messages));
+    }
+    if let (Some(ours), Some(raw)) = (cpu_a.brokers, cpu_b.brokers) {
         println!(
-            "  CPU of this process per message: ours {:.2} µs  raw {:.2} µs",
-            per_message(cpu_a),
-            per_message(cpu_b)
+            "  CPU per message, brokers on this machine: ours {}  raw {}",
+            per(ours, messages),
+            per(raw, messages)
         );
     }
 }
 
-/// CPU time of all this process's threads so far, from Linux's scheduler statistics
-/// (nanoseconds, unlike the clock ticks of `/proc/self/stat`); `None` elsewhere.
-fn process_cpu() -> Option<Duration> {
+fn per(cpu: Duration, messages: u64) -> String {
+    format!("{:.2} µs", cpu.as_secs_f64() * 1e6 / messages as f64)
+}
+
+/// Brokers whose CPU time the flood comparisons count when they run on this machine.
+const BROKERS: [&str; 2] = ["nats-server", "mosquitto"];
+
+/// CPU time from Linux's scheduler statistics (nanoseconds, unlike the clock ticks of
+/// `/proc/<pid>/stat`); `None` where it cannot be read or no broker runs here.
+struct Cpu {
+    process: Option<Duration>,
+    brokers: Option<Duration>,
+}
+
+impl Cpu {
+    fn zero() -> Cpu {
+        Cpu { process: Some(Duration::ZERO), brokers: Some(Duration::ZERO) }
+    }
+
+    /// The time used so far by this process and by the brokers found running.
+    fn now() -> Cpu {
+        let mut brokers = None;
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            if BROKERS.contains(&comm.trim()) {
+                brokers = Some(brokers.unwrap_or_default() + tasks_cpu(&p.path()).unwrap_or_default());
+            }
+        }
+        Cpu { process: tasks_cpu(std::path::Path::new("/proc/self")), brokers }
+    }
+
+    /// Adds what was used between `start` and `end`; a part unknown once stays unknown.
+    fn add(&mut self, start: &Cpu, end: &Cpu) {
+        let spent =
+            |sum: Option<Duration>, s: Option<Duration>, e: Option<Duration>| Some(sum? + e?.saturating_sub(s?));
+        self.process = spent(self.process, start.process, end.process);
+        self.brokers = spent(self.brokers, start.brokers, end.brokers);
+    }
+}
+
+/// The CPU time of all threads of the process at `proc_dir` (a `/proc/<pid>` directory).
+fn tasks_cpu(proc_dir: &std::path::Path) -> Option<Duration> {
     let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
+    for task in std::fs::read_dir(proc_dir.join("task")).ok()? {
         let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
         total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
