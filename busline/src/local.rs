@@ -40,21 +40,14 @@ pub struct LocalBus {
 
 /// One subscription's queue, as the publisher sees it.
 #[derive(Clone, Debug)]
-struct Route {
-    tx: mpsc::Sender<Queued>,
+enum Route {
     /// The pattern has no wildcard, so every event it gets was published on that very topic:
-    /// the stream supplies the topic from its own copy instead of sharing the publisher's.
-    /// (Sharing it would move the topic's reference count between the publishing and the
-    /// receiving thread on every event.)
-    exact: bool,
-}
-
-/// What a subscription's queue holds.
-#[derive(Debug)]
-struct Queued {
-    /// `None` for an exact subscription.
-    topic: Option<Topic>,
-    event: Event,
+    /// the queue holds the events alone and the stream supplies the topic from its own copy.
+    /// (Sharing the publisher's would move the topic's reference count between the publishing
+    /// and the receiving thread on every event, and make every queue entry larger.)
+    Exact(mpsc::Sender<Event>),
+    /// A pattern with a wildcard: each event with its topic.
+    Wildcard(mpsc::Sender<(Topic, Event)>),
 }
 
 #[derive(Debug)]
@@ -144,8 +137,13 @@ impl LocalBus {
     }
 
     fn send(&self, route: &Route, topic: &Topic, event: Event) {
-        let queued = Queued { topic: (!route.exact).then(|| topic.clone()), event };
-        if let Err(mpsc::error::TrySendError::Full(_)) = route.tx.try_send(queued) {
+        let full = match route {
+            Route::Exact(tx) => matches!(tx.try_send(event), Err(mpsc::error::TrySendError::Full(_))),
+            Route::Wildcard(tx) => {
+                matches!(tx.try_send((topic.clone(), event)), Err(mpsc::error::TrySendError::Full(_)))
+            }
+        };
+        if full {
             let counters = &self.inner.counters;
             counters.drop_event(Counter::dropped, &format_args!("a subscriber's queue is full on {topic}"));
         }
@@ -180,13 +178,21 @@ impl Transport for LocalBus {
 
     async fn subscribe_with(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription, Error> {
         self.check_open()?;
-        let (tx, rx) = mpsc::channel(options.capacity.max(1));
-        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let capacity = options.capacity.max(1);
         // A pattern without wildcards is a valid topic.
-        let exact = Topic::new(pattern.as_str()).ok();
-        let route = Route { tx, exact: exact.is_some() };
+        let (route, queue) = match Topic::new(pattern.as_str()) {
+            Ok(topic) => {
+                let (tx, rx) = mpsc::channel(capacity);
+                (Route::Exact(tx), Queue::Exact { rx, topic })
+            }
+            Err(_) => {
+                let (tx, rx) = mpsc::channel(capacity);
+                (Route::Wildcard(tx), Queue::Wildcard(rx))
+            }
+        };
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
         self.inner.change_routes(|routes| routes.insert(pattern, id, route));
-        let stream = LocalStream { rx, exact, id, pattern: pattern.clone(), bus: Arc::downgrade(&self.inner) };
+        let stream = LocalStream { queue, id, pattern: pattern.clone(), bus: Arc::downgrade(&self.inner) };
         Ok(Subscription::local(pattern.clone(), stream, options, self.inner.counters.clone()))
     }
 
@@ -219,27 +225,32 @@ impl Transport for LocalBus {
 }
 
 pub(crate) struct LocalStream {
-    rx: mpsc::Receiver<Queued>,
-    /// The topic of every delivery, when the pattern has no wildcard.
-    exact: Option<Topic>,
+    queue: Queue,
     id: u64,
     pattern: Pattern,
     bus: Weak<Inner>,
+}
+
+/// One subscription's queue, as its stream sees it.
+enum Queue {
+    /// With the topic of every delivery.
+    Exact {
+        rx: mpsc::Receiver<Event>,
+        topic: Topic,
+    },
+    Wildcard(mpsc::Receiver<(Topic, Event)>),
 }
 
 impl Stream for LocalStream {
     type Item = Delivery;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        loop {
-            let Some(Queued { topic, event }) = std::task::ready!(self.rx.poll_recv(cx)) else {
-                return Poll::Ready(None);
-            };
-            // Events come without a topic only to exact subscriptions, which have their own.
-            if let Some(topic) = topic.or_else(|| self.exact.clone()) {
-                return Poll::Ready(Some(Delivery { topic, event }));
+        Poll::Ready(match &mut self.queue {
+            Queue::Exact { rx, topic } => {
+                std::task::ready!(rx.poll_recv(cx)).map(|event| Delivery { topic: topic.clone(), event })
             }
-        }
+            Queue::Wildcard(rx) => std::task::ready!(rx.poll_recv(cx)).map(|(topic, event)| Delivery { topic, event }),
+        })
     }
 }
 
