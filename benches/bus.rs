@@ -7,9 +7,9 @@
 //!   mean, and a separate loop prints p50/p99 of ours and raw with their ratios.
 //!
 //! The flood comparisons also print the CPU time per message on each side (on Linux) of this
-//! process and of the brokers running on this machine, and on NATS and MQTT a second
-//! comparison with the raw client sending payloads as large as our events (the payload plus
-//! the envelope).
+//! process and of the transport's broker when it runs on this machine, and on NATS and MQTT
+//! a second comparison with the raw client sending payloads as large as our events (the
+//! payload plus the envelope).
 //!
 //! Our side publishes a fresh event per message (new id and timestamp, the payload as its
 //! datum: about 45 bytes of envelope around it); the raw side sends the bare payload.
@@ -74,12 +74,14 @@ fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, o
         let (ours, raw, payload) = (ours.clone(), raw.clone(), common::payload(size));
         let flood = format!("bus/{transport}/flood/{label}");
         let title = format!("bus/{transport}/latency/{label} publish → receive");
+        let broker = common::broker_of(transport);
         common::on(rt, async move {
-            common::compare_flood(&flood, FLOOD_ROUNDS, &ours, &raw, &payload, BATCH).await;
+            common::compare_flood(&flood, FLOOD_ROUNDS, broker, &ours, &raw, &payload, BATCH).await;
             if wire {
                 let sized = common::payload(size + common::envelope_overhead(size));
                 let label = format!("{flood}, raw sending {} B (our event's size)", sized.len());
-                common::compare_flood_sized(&label, FLOOD_ROUNDS, (&ours, &payload), (&raw, &sized), BATCH).await;
+                common::compare_flood_sized(&label, FLOOD_ROUNDS, broker, (&ours, &payload), (&raw, &sized), BATCH)
+                    .await;
             }
             common::compare_latency(
                 &title,

@@ -320,9 +320,10 @@ fn compare<H: Pair, R: Pair, E: Pair, S: Service>(
     let flood = format!("execute/{bus}/flood: execute→sink (ours) vs one raw hop");
     let echoed = format!("execute/{bus}/flood: execute→sink (ours) vs the raw echo");
     let title = format!("execute/{bus}/call round trip, {PAYLOAD} B");
+    let broker = common::broker_of(bus);
     common::on(rt, async move {
-        common::compare_flood(&flood, FLOOD_ROUNDS, &echo, &raw_hop, &payload, FLOOD).await;
-        common::compare_flood(&echoed, FLOOD_ROUNDS, &echo, &raw_echo, &payload, FLOOD).await;
+        common::compare_flood(&flood, FLOOD_ROUNDS, broker, &echo, &raw_hop, &payload, FLOOD).await;
+        common::compare_flood(&echoed, FLOOD_ROUNDS, broker, &echo, &raw_echo, &payload, FLOOD).await;
         common::compare_latency(&title, ROUNDS, PER_ROUND, || echo.call(&payload), || raw_service.call(&payload)).await;
         echo.report_timeouts(&title);
     });

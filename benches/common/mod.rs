@@ -213,20 +213,22 @@ where
 pub async fn compare_flood<O: Pair, R: Pair>(
     label: &str,
     rounds: usize,
+    broker: Option<&str>,
     ours: &Arc<O>,
     raw: &Arc<R>,
     payload: &Bytes,
     n: u64,
 ) {
-    compare_flood_sized(label, rounds, (ours, payload), (raw, payload), n).await
+    compare_flood_sized(label, rounds, broker, (ours, payload), (raw, payload), n).await
 }
 
 /// [`compare_flood`] with a payload of its own for each side. Also prints, where Linux tells
-/// it, the CPU time spent per message on each side by this process and by the brokers that
-/// run on this machine.
+/// it, the CPU time spent per message on each side by this process and by the `broker`
+/// process (see [`broker_of`]) when it runs on this machine.
 pub async fn compare_flood_sized<O: Pair, R: Pair>(
     label: &str,
     rounds: usize,
+    broker: Option<&str>,
     (ours, ours_payload): (&Arc<O>, &Bytes),
     (raw, raw_payload): (&Arc<R>, &Bytes),
     n: u64,
@@ -234,11 +236,11 @@ pub async fn compare_flood_sized<O: Pair, R: Pair>(
     let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     let (mut cpu_a, mut cpu_b) = (Cpu::zero(), Cpu::zero());
     for _ in 0..rounds {
-        let start = Cpu::now();
+        let start = Cpu::now(broker);
         a.push(flood(ours.clone(), ours_payload.clone(), n).await);
-        let middle = Cpu::now();
+        let middle = Cpu::now(broker);
         b.push(flood(raw.clone(), raw_payload.clone(), n).await);
-        let end = Cpu::now();
+        let end = Cpu::now(broker);
         cpu_a.add(&start, &middle);
         cpu_b.add(&middle, &end);
     }
@@ -250,12 +252,8 @@ pub async fn compare_flood_sized<O: Pair, R: Pair>(
     if let (Some(ours), Some(raw)) = (cpu_a.process, cpu_b.process) {
         println!("  CPU per message, this process: ours {}  raw {}", per(ours, messages), per(raw, messages));
     }
-    if let (Some(ours), Some(raw)) = (cpu_a.brokers, cpu_b.brokers) {
-        println!(
-            "  CPU per message, brokers on this machine: ours {}  raw {}",
-            per(ours, messages),
-            per(raw, messages)
-        );
+    if let (Some(ours), Some(raw), Some(broker)) = (cpu_a.broker, cpu_b.broker, broker) {
+        println!("  CPU per message, {broker}: ours {}  raw {}", per(ours, messages), per(raw, messages));
     }
 }
 
@@ -263,31 +261,46 @@ fn per(cpu: Duration, messages: u64) -> String {
     format!("{:.2} µs", cpu.as_secs_f64() * 1e6 / messages as f64)
 }
 
-/// Brokers whose CPU time the flood comparisons count when they run on this machine.
-const BROKERS: [&str; 2] = ["nats-server", "mosquitto"];
+/// The broker process `transport` (a bench's transport name) talks to, whose CPU time the
+/// flood comparisons count when it runs on this machine.
+pub fn broker_of(transport: &str) -> Option<&'static str> {
+    if transport.starts_with("nats") {
+        Some("nats-server")
+    } else if transport.starts_with("mqtt") {
+        Some("mosquitto")
+    } else {
+        None
+    }
+}
 
 /// CPU time from Linux's scheduler statistics (nanoseconds, unlike the clock ticks of
-/// `/proc/<pid>/stat`); `None` where it cannot be read or no broker runs here.
+/// `/proc/<pid>/stat`), summed over the threads alive when read: a thread that ends between
+/// two readings takes its time with it (the benches' threads live for the whole run).
+/// `None` where it cannot be read, or when the broker is not found on this machine.
 struct Cpu {
     process: Option<Duration>,
-    brokers: Option<Duration>,
+    broker: Option<Duration>,
 }
 
 impl Cpu {
     fn zero() -> Cpu {
-        Cpu { process: Some(Duration::ZERO), brokers: Some(Duration::ZERO) }
+        Cpu { process: Some(Duration::ZERO), broker: Some(Duration::ZERO) }
     }
 
-    /// The time used so far by this process and by the brokers found running.
-    fn now() -> Cpu {
-        let mut brokers = None;
+    /// The time used so far by this process and by every process named `broker`.
+    fn now(broker: Option<&str>) -> Cpu {
+        let process = tasks_cpu(std::path::Path::new("/proc/self"));
+        let Some(broker) = broker else { return Cpu { process, broker: None } };
+        let mut found: Option<Option<Duration>> = None;
         for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            if BROKERS.contains(&comm.trim()) {
-                brokers = Some(brokers.unwrap_or_default() + tasks_cpu(&p.path()).unwrap_or_default());
+            if comm.trim() == broker {
+                // One unreadable broker makes the sum unknown, not smaller.
+                let sum = found.unwrap_or(Some(Duration::ZERO));
+                found = Some(sum.zip(tasks_cpu(&p.path())).map(|(a, b)| a + b));
             }
         }
-        Cpu { process: tasks_cpu(std::path::Path::new("/proc/self")), brokers }
+        Cpu { process, broker: found.flatten() }
     }
 
     /// Adds what was used between `start` and `end`; a part unknown once stays unknown.
@@ -295,15 +308,16 @@ impl Cpu {
         let spent =
             |sum: Option<Duration>, s: Option<Duration>, e: Option<Duration>| Some(sum? + e?.saturating_sub(s?));
         self.process = spent(self.process, start.process, end.process);
-        self.brokers = spent(self.brokers, start.brokers, end.brokers);
+        self.broker = spent(self.broker, start.broker, end.broker);
     }
 }
 
-/// The CPU time of all threads of the process at `proc_dir` (a `/proc/<pid>` directory).
+/// The CPU time of the threads of the process at `proc_dir` (a `/proc/<pid>` directory); a
+/// thread that ended while they were read is left out.
 fn tasks_cpu(proc_dir: &std::path::Path) -> Option<Duration> {
     let mut total = 0u64;
-    for task in std::fs::read_dir(proc_dir.join("task")).ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+    for task in std::fs::read_dir(proc_dir.join("task")).ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
         total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(Duration::from_nanos(total))

@@ -276,6 +276,32 @@ mod tests {
         Event::new(crate::Identifier::new("me").unwrap())
     }
 
+    #[tokio::test]
+    async fn both_kinds_of_queue_deliver_their_topics_count_full_queues_and_end_on_close() {
+        let bus = LocalBus::new();
+        let one = SubscribeOptions::default().capacity(1).duplicate_window(0);
+        let mut wide = bus.subscribe_with(&Pattern::new("q.*").unwrap(), one).await.unwrap();
+        let mut exact = bus.subscribe_with(&Pattern::new("q.b").unwrap(), one).await.unwrap();
+        for t in ["q.a", "q.b"] {
+            bus.publish_now(&topic(t), &event()).unwrap();
+            assert_eq!(wide.recv().now_or_never().flatten().unwrap().topic.as_str(), t, "a wildcard delivery's topic");
+        }
+        assert_eq!(exact.recv().now_or_never().flatten().unwrap().topic.as_str(), "q.b");
+
+        for _ in 0..3 {
+            bus.publish_now(&topic("q.b"), &event()).unwrap();
+        }
+        assert_eq!(bus.counters().dropped, 4, "each queue of one kept the first and dropped two");
+        for sub in [&mut wide, &mut exact] {
+            assert!(sub.recv().now_or_never().flatten().is_some(), "the kept event is delivered");
+        }
+
+        bus.close().await.unwrap();
+        for sub in [&mut wide, &mut exact] {
+            assert!(matches!(sub.recv().now_or_never(), Some(None)), "closing ends both kinds of stream at once");
+        }
+    }
+
     // In-memory deliveries are queued by the publish itself, so receives use `now_or_never`:
     // one that is not ready at once means a lost event (rather than a hung test).
     #[tokio::test]
