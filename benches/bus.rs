@@ -50,9 +50,9 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, criterion::
 }
 
 /// Flood and latency of `ours` beside `raw`, for every payload size. On a network transport
-/// (`wire`), the flood is also compared with the raw client sending payloads as large as our
-/// events, which tells the cost of the envelope's bytes from the cost of our code.
-fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, ours: Arc<O>, raw: Arc<R>, wire: bool) {
+/// (one with a broker), the flood is also compared with the raw client sending payloads as
+/// large as our events, which tells the cost of the envelope's bytes from the cost of our code.
+fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, ours: Arc<O>, raw: Arc<R>) {
     let mut g = group(c, &format!("bus/{transport}/flood"));
     g.throughput(Throughput::Elements(BATCH));
     for (size, label) in SIZES {
@@ -77,7 +77,7 @@ fn compare<O: Pair, R: Pair>(c: &mut Criterion, rt: &Runtime, transport: &str, o
         let broker = common::broker_of(transport);
         common::on(rt, async move {
             common::compare_flood(&flood, FLOOD_ROUNDS, broker, &ours, &raw, &payload, BATCH).await;
-            if wire {
+            if broker.is_some() {
                 let sized = common::payload(size + common::envelope_overhead(size));
                 let label = format!("{flood}, raw sending {} B (our event's size)", sized.len());
                 common::compare_flood_sized(&label, FLOOD_ROUNDS, broker, (&ours, &payload), (&raw, &sized), BATCH)
@@ -104,7 +104,7 @@ fn local(c: &mut Criterion) {
         let bus: orbitalis::Bus = orbitalis::LocalBus::new().into();
         BusPair::new(bus.clone(), bus, BATCH as usize).await
     });
-    compare(c, &rt, "local", Arc::new(ours), Arc::new(MpscPair::new(MPSC_CAPACITY)), false);
+    compare(c, &rt, "local", Arc::new(ours), Arc::new(MpscPair::new(MPSC_CAPACITY)));
 }
 
 fn nats(c: &mut Criterion) {
@@ -118,7 +118,7 @@ fn nats(c: &mut Criterion) {
         let client = common::raw_nats_client().await;
         (BusPair::new(bus.clone(), bus, BATCH as usize).await, RawNatsPair::new(client.clone(), client).await)
     });
-    compare(c, &rt, "nats", Arc::new(ours), Arc::new(raw), true);
+    compare(c, &rt, "nats", Arc::new(ours), Arc::new(raw));
 }
 
 #[cfg(feature = "mqtt")]
@@ -138,7 +138,7 @@ fn mqtt(c: &mut Criterion) {
             let ours = BusPair::new(mqtt_bus(qos).await, mqtt_bus(qos).await, BATCH as usize).await;
             (ours, RawMqttPair::new(qos).await)
         });
-        compare(c, &rt, &format!("mqtt-{label}"), Arc::new(ours), Arc::new(raw), true);
+        compare(c, &rt, &format!("mqtt-{label}"), Arc::new(ours), Arc::new(raw));
     }
 }
 

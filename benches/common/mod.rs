@@ -291,16 +291,16 @@ impl Cpu {
     fn now(broker: Option<&str>) -> Cpu {
         let process = tasks_cpu(std::path::Path::new("/proc/self"));
         let Some(broker) = broker else { return Cpu { process, broker: None } };
-        let mut found: Option<Option<Duration>> = None;
-        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            if comm.trim() == broker {
-                // One unreadable broker makes the sum unknown, not smaller.
-                let sum = found.unwrap_or(Some(Duration::ZERO));
-                found = Some(sum.zip(tasks_cpu(&p.path())).map(|(a, b)| a + b));
-            }
-        }
-        Cpu { process, broker: found.flatten() }
+        let brokers: Vec<_> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|p| p.path())
+            .filter(|p| std::fs::read_to_string(p.join("comm")).is_ok_and(|comm| comm.trim() == broker))
+            .collect();
+        // One unreadable broker makes the sum unknown, not smaller.
+        let broker = if brokers.is_empty() { None } else { brokers.iter().map(|p| tasks_cpu(p)).sum() };
+        Cpu { process, broker }
     }
 
     /// Adds what was used between `start` and `end`; a part unknown once stays unknown.

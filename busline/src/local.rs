@@ -11,9 +11,10 @@
 //! Other subscribers still get it.
 //!
 //! **Routing.** Subscriptions live in a token trie; the subscribers of the last
-//! [`RECENT_TOPICS`](crate::recent::RECENT_TOPICS) topics published are also kept in a table, so a repeated publish on a
-//! topic costs one hash lookup instead of a trie walk. Every subscribe, unsubscribe and close
-//! clears that table, so it never names a subscription that is gone or misses a new one.
+//! [`RECENT_TOPICS`](crate::recent::RECENT_TOPICS) topics published are also kept in a
+//! table, so a repeated publish on a topic costs one hash lookup instead of a trie walk.
+//! Every subscribe, unsubscribe and close clears that table, so it never names a
+//! subscription that is gone or misses a new one.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
