@@ -115,7 +115,7 @@ impl Pool {
     /// operation's queue or the connection's share of it (`max(64, capacity / connections)`)
     /// is full. An input counts as in flight on its connection from here until its run ends.
     pub fn submit(&self, job: Job, here: bool) -> Admission {
-        let share = 64.max(self.workers.runs().runner.capacity / job.route.connections.max(1));
+        let share = 64.max(self.workers.capacity() / job.route.connections.max(1));
         // Counted before it can run, so that no run ends before it was counted.
         if job.route.stats.outstanding.fetch_add(1, Ordering::AcqRel) >= share {
             return Admission { accepted: false, idle: release(&job.route) };

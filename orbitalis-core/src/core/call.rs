@@ -127,19 +127,19 @@ impl Calls {
     // Replies are sent, and calls dropped, after the lock is released: waking a caller never
     // happens under it.
 
-    /// Answers call `id` on `connection`; `false` when no such call waits.
-    fn answer(&self, id: &Uuid, connection: &Uuid, outcome: CallOutcome) -> bool {
-        let call = {
+    /// Answers call `id` on `connection`: `None` when no such call waits, otherwise whether
+    /// that left the connection without waiting calls.
+    fn answer(&self, id: &Uuid, connection: &Uuid, outcome: CallOutcome) -> Option<bool> {
+        let (call, idle) = {
             let mut t = self.lock();
             if t.by_id.get(id).is_none_or(|c| &c.connection != connection) {
-                return false;
+                return None;
             }
-            t.take(id)
+            let call = t.take(id)?;
+            (call, !t.per_connection.contains_key(connection))
         };
-        if let Some(call) = call {
-            let _ = call.reply.send(outcome);
-        }
-        true
+        let _ = call.reply.send(outcome);
+        Some(idle)
     }
 
     /// Fails every call waiting on a closed connection; no call waits on it any more.
@@ -271,11 +271,14 @@ impl CoreRole {
         if routed_pending {
             return base.drop_msg(Counter::late_reply, format_args!("a reply on a connection not yet open"));
         }
-        if !self.calls.answer(&k, &connection, outcome) {
-            return base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for"));
+        match self.calls.answer(&k, &connection, outcome) {
+            None => base.drop_msg(Counter::late_reply, format_args!("a reply nobody waits for")),
+            Some(idle) => {
+                if idle {
+                    base.finish_close(&connection, 0);
+                }
+            }
         }
-        let n = self.in_flight_on(&connection);
-        base.finish_close(&connection, n);
     }
 
     fn deliver_to_sink(
@@ -329,10 +332,10 @@ mod tests {
         assert!(matches!(full, Err(Error::Overloaded(_))), "{full:?}");
         assert_eq!((calls.on(&k), calls.on(&other)), (1, 1));
 
-        assert!(!calls.answer(&a, &other, Ok((None, None))), "a reply on another connection answers nothing");
-        assert!(calls.answer(&a, &k, Ok((None, None))));
+        assert_eq!(calls.answer(&a, &other, Ok((None, None))), None, "a reply on another connection answers nothing");
+        assert_eq!(calls.answer(&a, &k, Ok((None, None))), Some(true), "the last call on its connection");
         assert!(matches!(rx_a.await, Ok(Ok((None, None)))));
-        assert!(!calls.answer(&a, &k, Ok((None, None))), "answered once");
+        assert_eq!(calls.answer(&a, &k, Ok((None, None))), None, "answered once");
         assert_eq!(calls.forget(&b), Some(other), "the last call on its connection");
         assert_eq!(calls.forget(&b), None);
     }
@@ -365,13 +368,16 @@ mod tests {
         let deadline = Instant::now() + std::time::Duration::from_secs(60);
         calls.set_open(std::iter::once(k));
         let (a, (tx, rx)) = (Uuid::new_v4(), waiting());
+        let (b, (tx_b, _rx_b)) = (Uuid::new_v4(), waiting());
         calls.register(a, k, deadline, tx).unwrap();
+        calls.register(b, k, deadline, tx_b).unwrap();
         calls.closing(&k);
         let late = calls.register(Uuid::new_v4(), k, deadline, waiting().0);
         assert!(matches!(late, Err(Error::ConnectionClosed(_))), "{late:?}");
-        assert_eq!(calls.on(&k), 1);
-        assert!(calls.answer(&a, &k, Ok((None, None))), "a call already waiting still gets its reply");
+        assert_eq!(calls.on(&k), 2);
+        assert_eq!(calls.answer(&a, &k, Ok((None, None))), Some(false), "another call still waits on it");
         assert!(matches!(rx.await, Ok(Ok(_))));
+        assert_eq!(calls.answer(&b, &k, Ok((None, None))), Some(true), "a call already waiting still gets its reply");
     }
 
     #[tokio::test]

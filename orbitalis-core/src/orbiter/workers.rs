@@ -89,6 +89,11 @@ impl<R: Runs> Workers<R> {
         &self.shared.runs
     }
 
+    /// How many jobs may wait.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
     /// Starts `job` when a worker's place is free, else queues it. With `here`, the job runs
     /// on the calling task up to its first wait; otherwise a new worker runs it from the start.
     ///
