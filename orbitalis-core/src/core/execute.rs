@@ -124,28 +124,32 @@ impl ExecView {
         };
         let named = |c: &&Candidate| plugin.is_none_or(|p| p == &c.plugin);
         let fits = |c: &&Candidate| c.n_in.accepts(fingerprint);
-        // Counted first, so that one candidate is chosen without collecting them all.
-        let n = op.candidates.iter().filter(named).filter(fits).count();
-        if n == 0 {
+        let fitting = || op.candidates.iter().filter(named).filter(fits);
+        // A pick by position counts the candidates and takes one, without collecting them.
+        let nth = |i: usize| Chosen::One(fitting().nth(i).expect("fewer than counted fit"));
+        let all = || Some(fitting().collect::<Vec<_>>()).filter(|all| !all.is_empty());
+        let chosen = match target {
+            Target::All => all().map(Chosen::All),
+            Target::Plugin(_) => fitting().next().map(Chosen::One),
+            Target::Any | Target::AnyWith(Strategy::RoundRobin) => {
+                let n = fitting().count();
+                (n > 0).then(|| nth(next(&op.cursor) % n))
+            }
+            Target::AnyWith(Strategy::Random) => {
+                let n = fitting().count();
+                (n > 0).then(|| nth(rand::random_range(0..n)))
+            }
+            Target::AnyWith(Strategy::LeastOutstanding) => {
+                all().map(|all| Chosen::One(least_outstanding(&op.cursor, &all)))
+            }
+            Target::AnyWith(Strategy::Custom(selector)) => all().map(|all| Chosen::One(custom(&**selector, &all))),
+        };
+        chosen.ok_or_else(|| {
             let operation = Identifier::new(operation).expect("required operations are identifiers");
-            return Err(if op.candidates.iter().any(|c| named(&c)) {
+            if op.candidates.iter().any(|c| named(&c)) {
                 Error::IncompatibleInput(operation)
             } else {
                 Error::NoConnection { operation, plugin: plugin.cloned() }
-            });
-        }
-        let mut fitting = op.candidates.iter().filter(named).filter(fits);
-        let mut nth = |i: usize| Chosen::One(fitting.nth(i).expect("fewer than n fit"));
-        Ok(match target {
-            Target::All => Chosen::All(fitting.collect()),
-            Target::Plugin(_) => nth(0),
-            Target::Any | Target::AnyWith(Strategy::RoundRobin) => nth(op.cursor.fetch_add(1, Relaxed) % n),
-            Target::AnyWith(Strategy::Random) => nth(rand::random_range(0..n)),
-            Target::AnyWith(Strategy::LeastOutstanding) => {
-                Chosen::One(least_outstanding(&op.cursor, &fitting.collect::<Vec<_>>()))
-            }
-            Target::AnyWith(Strategy::Custom(selector)) => {
-                Chosen::One(custom(&**selector, &fitting.collect::<Vec<_>>()))
             }
         })
     }
@@ -210,8 +214,13 @@ pub(crate) fn not_required(operation: &str) -> Error {
     }
 }
 
+/// The next turn of a round robin; taken modulo the number of candidates.
+fn next(cursor: &AtomicUsize) -> usize {
+    cursor.fetch_add(1, Relaxed)
+}
+
 fn round_robin<'a>(cursor: &AtomicUsize, c: &[&'a Candidate]) -> &'a Candidate {
-    c[cursor.fetch_add(1, Relaxed) % c.len()]
+    c[next(cursor) % c.len()]
 }
 
 /// The candidates with the fewest waiting calls, round-robin among them.

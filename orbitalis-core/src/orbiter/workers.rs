@@ -13,7 +13,6 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
@@ -117,14 +116,24 @@ impl<R: Runs> Workers<R> {
     /// of their latest poll), so the no-op waker of a first poll here loses no wake-up.
     fn start(&self, job: R::Job, here: bool) -> Submitted<R::Job, R::Ran> {
         let shared = self.shared.clone();
-        let mut first: Pin<Box<dyn Future<Output = R::Ran> + Send>> =
-            Box::pin(async move { shared.runs.run(job).await });
-        if here && let std::task::Poll::Ready(ran) = first.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        let run = async move { shared.runs.run(job).await };
+        if !here {
+            self.spawn(run);
+            return Submitted::Started;
+        }
+        // Pinned where it stays, since a run polled here may go on on a worker.
+        let mut first = Box::pin(run);
+        if let std::task::Poll::Ready(ran) = first.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             return Submitted::Finished(ran);
         }
+        self.spawn(first);
+        Submitted::Started
+    }
+
+    /// A new worker that finishes `first`, then takes queued jobs.
+    fn spawn(&self, first: impl Future<Output = R::Ran> + Send + 'static) {
         self.shared.lock().workers += 1;
         tokio::spawn(work(Place { shared: self.shared.clone(), held: true }, first));
-        Submitted::Started
     }
 }
 
